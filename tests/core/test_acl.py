@@ -16,11 +16,7 @@ from warren.core.acl import AccessControl, AclDecision, AclRule, Operation, cove
 from warren.core.topics import MANY0, MANY1, ONE, Filter, Prefix, filter_matches, parse_mqtt_filter
 
 LEVELS = ["a", "ab", "b", "", "$s"]
-TOPICS = [
-    "/".join(levels)
-    for n in range(1, 5)
-    for levels in itertools.product(LEVELS, repeat=n)
-]
+TOPICS = ["/".join(levels) for n in range(1, 5) for levels in itertools.product(LEVELS, repeat=n)]
 
 single = st.sampled_from(["a", "b", "", "$s", ONE, Prefix("a"), Prefix("$")])
 token = st.one_of(single, st.sampled_from([MANY0, MANY1]))

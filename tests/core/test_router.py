@@ -67,7 +67,12 @@ def subscribe(session: Session, text: str, qos: int = 0, **kwargs: object) -> Su
     if text.startswith("$share/"):
         _, group, filter_text = text.split("/", 2)
     sub = Subscription(
-        session, text, parse_mqtt_filter(filter_text), qos=qos, share_group=group, **kwargs  # type: ignore[arg-type]
+        session,
+        text,
+        parse_mqtt_filter(filter_text),
+        qos=qos,
+        share_group=group,
+        **kwargs,  # type: ignore[arg-type]
     )
     session.vpn.router.add(sub)
     return sub
@@ -154,7 +159,7 @@ def test_retain_flag_forwarded_only_with_retain_as_published() -> None:
 
 def test_offline_persistent_session_queues_and_resends_in_order() -> None:
     vpn = make_vpn()
-    s, sink = connect(vpn, "p", persistent=True, expiry_interval=60)
+    s, _sink = connect(vpn, "p", persistent=True, expiry_interval=60)
     subscribe(s, "q/#", qos=1)
     s.detach()
     for i in range(3):
@@ -212,7 +217,7 @@ def test_queue_bound_drops_newest_and_tells_the_connection() -> None:
 
 def test_expired_messages_are_not_delivered_from_the_queue() -> None:
     vpn = make_vpn()
-    s, sink = connect(vpn, "p", persistent=True, expiry_interval=60)
+    s, _sink = connect(vpn, "p", persistent=True, expiry_interval=60)
     subscribe(s, "q", qos=1)
     s.detach()
     vpn.router.publish(Message("q", b"old", qos=1, expires_at=0.0))
@@ -244,7 +249,7 @@ def test_acl_refuses_publish_and_filters_partially_denied_subscriptions() -> Non
 
 def test_ending_a_session_removes_its_subscriptions() -> None:
     vpn = make_vpn()
-    s, sink = connect(vpn, "c")
+    s, _sink = connect(vpn, "c")
     subscribe(s, "a/#")
     subscribe(s, "$share/g/a/#")
     vpn.end_session(s)

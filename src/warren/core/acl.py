@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from warren.core.topics import MANY0, MANY1, ONE, Filter, Prefix, filter_matches, format_filter
 
-__all__ = ["AclDecision", "AclRule", "AccessControl", "Operation", "ANONYMOUS", "EVERYONE"]
+__all__ = ["ANONYMOUS", "EVERYONE", "AccessControl", "AclDecision", "AclRule", "Operation"]
 
 ANONYMOUS = "$anonymous"
 EVERYONE = "*"

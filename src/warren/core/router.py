@@ -36,7 +36,9 @@ class Router:
     ) -> None:
         self.acl = acl
         self.stats = stats
-        self.retained: RetainedStore[Message] = retained if retained is not None else RetainedStore()
+        self.retained: RetainedStore[Message] = (
+            retained if retained is not None else RetainedStore()
+        )
         self.trie: SubscriptionTrie[Subscription | SharedGroup] = SubscriptionTrie(cache_size)
         self.shared: dict[tuple[str, str], SharedGroup] = {}
         self.subscription_count = 0
@@ -132,7 +134,7 @@ class Router:
         if len(matches) == 1:
             entry = matches[0]
             if entry.__class__ is SharedGroup:
-                return self._deliver_shared(entry, message)  # type: ignore[arg-type]
+                return self._deliver_shared(entry, message)
             sub: Subscription = entry  # type: ignore[assignment]
             session = sub.session
             if sub.no_local and session is origin:
@@ -157,11 +159,11 @@ class Router:
     ) -> int:
         # Overlapping subscriptions of one session are merged: one copy at the highest
         # granted QoS carrying every matching subscription identifier [MQTT-3.3.4-2, -3].
-        targets: dict[Session, list[object]] = {}
+        targets: dict[Session, _Merged] = {}
         count = 0
         for entry in matches:
             if entry.__class__ is SharedGroup:
-                count += self._deliver_shared(entry, message)  # type: ignore[arg-type]
+                count += self._deliver_shared(entry, message)
                 continue
             sub: Subscription = entry  # type: ignore[assignment]
             session = sub.session
@@ -173,17 +175,11 @@ class Router:
             retain = message.retain and sub.retain_as_published
             target = targets.get(session)
             if target is None:
-                ids: list[int] = [] if sub.identifier is None else [sub.identifier]
-                targets[session] = [qos, retain, ids]
+                targets[session] = _Merged(qos, retain, sub.identifier)
             else:
-                if qos > target[0]:  # type: ignore[operator]
-                    target[0] = qos
-                if retain:
-                    target[1] = True
-                if sub.identifier is not None:
-                    target[2].append(sub.identifier)  # type: ignore[attr-defined]
-        for session, (qos, retain, ids) in targets.items():
-            session.deliver(message, qos, retain, tuple(ids))  # type: ignore[arg-type]
+                target.merge(qos, retain, sub.identifier)
+        for session, target in targets.items():
+            session.deliver(message, target.qos, target.retain, tuple(target.ids))
         return count + len(targets)
 
     def _deliver_shared(self, group: SharedGroup, message: Message) -> int:
@@ -201,6 +197,25 @@ class Router:
             (sub.identifier,) if sub.identifier is not None else (),
         )
         return 1
+
+
+class _Merged:
+    """What one session gets when several of its subscriptions match."""
+
+    __slots__ = ("ids", "qos", "retain")
+
+    def __init__(self, qos: int, retain: bool, identifier: int | None) -> None:
+        self.qos = qos
+        self.retain = retain
+        self.ids: list[int] = [] if identifier is None else [identifier]
+
+    def merge(self, qos: int, retain: bool, identifier: int | None) -> None:
+        if qos > self.qos:
+            self.qos = qos
+        if retain:
+            self.retain = True
+        if identifier is not None:
+            self.ids.append(identifier)
 
 
 def _filter_key(sub: Subscription) -> str:

@@ -132,24 +132,24 @@ class Session:
     """A client's session in one VPN (see module docstring)."""
 
     __slots__ = (
-        "client_id",
-        "vpn",
-        "username",
-        "subscriptions",
-        "sink",
-        "persistent",
-        "expiry_interval",
-        "inflight",
-        "pending",
-        "receive_maximum",
-        "max_queued",
-        "queue_qos0",
-        "incoming_qos2",
         "_next_packet_id",
-        "dropped",
+        "client_id",
         "created",
         "disconnected_at",
+        "dropped",
+        "expiry_interval",
+        "incoming_qos2",
+        "inflight",
+        "max_queued",
+        "pending",
+        "persistent",
         "protocol_state",
+        "queue_qos0",
+        "receive_maximum",
+        "sink",
+        "subscriptions",
+        "username",
+        "vpn",
     )
 
     def __init__(

@@ -13,19 +13,19 @@ __all__ = ["BrokerStats"]
 
 class BrokerStats:
     __slots__ = (
-        "started",
-        "messages_received",
-        "messages_sent",
         "bytes_received",
         "bytes_sent",
+        "clients_connected",
+        "clients_maximum",
+        "clients_total",
+        "connections_refused",
+        "dropped",
+        "messages_received",
+        "messages_sent",
+        "protocol_errors",
         "publish_received",
         "publish_sent",
-        "dropped",
-        "clients_connected",
-        "clients_total",
-        "clients_maximum",
-        "connections_refused",
-        "protocol_errors",
+        "started",
     )
 
     def __init__(self) -> None:

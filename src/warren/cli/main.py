@@ -1,0 +1,149 @@
+"""The ``warren`` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from warren import __version__
+from warren.errors import ConfigError
+
+__all__ = ["cli", "main"]
+
+_SERVE_EPILOG = """\
+\b
+Examples:
+  warren serve                          MQTT on :1883, MQTT/WebSocket on :8000/mqtt
+  warren serve --host 127.0.0.1         only local clients
+  warren serve --config warren.toml     everything from a file
+  WARREN_MQTT_PORT=1884 warren serve    environment overrides the file
+
+\b
+Configuration file (TOML); every key is optional:
+  [server]
+  data_dir = "./warren-data"
+  log_level = "info"            # debug | info | warning | error
+  sys_interval = 10             # seconds between $SYS/broker/... updates; 0 = off
+
+  [[listener]]
+  protocol = "mqtt"             # "mqtt" (TCP) or "mqtt-ws" (WebSocket)
+  host = "0.0.0.0"
+  port = 1883
+  # path = "/mqtt"              # mqtt-ws only
+
+  [mqtt]
+  max_packet_size = 1048576     # larger packets: DISCONNECT 0x95
+  server_keep_alive = 0         # 0 = honour the client's keep alive
+  receive_maximum = 1024
+  topic_alias_maximum = 16
+  max_queued_messages = 1000    # per session, while offline or slow
+  slow_consumer = "queue"       # or "disconnect" when the queue is full
+
+  [vpn.default]
+  acl_default = "allow"         # when no rule matches
+  acl_file = "acl.toml"         # [[acl]] rules, relative to this file
+  [[vpn.default.acl]]
+  action = "deny"               # allow | deny; first matching rule wins
+  operation = "subscribe"       # publish | subscribe | all
+  topic = "secret/#"            # MQTT filter syntax
+  user = "*"                    # a username, "*" or "$anonymous"
+
+Precedence: flags > WARREN_* environment > file > defaults.
+"""
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    # The websockets library logs every listener and handshake at INFO; Warren
+    # already says what is listening. Its warnings and errors still show.
+    if level != "debug":
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["--help"], "auto_envvar_prefix": "WARREN"})
+@click.version_option(__version__, prog_name="warren")
+def cli() -> None:
+    """Warren: an event broker for MQTT 3.1.1/5.0 over TCP and WebSocket.
+
+    Start a broker with `warren serve`; talk to it with `warren pub` and
+    `warren sub` (or any MQTT client). Each command has --help.
+    """
+
+
+@cli.command(epilog=_SERVE_EPILOG)
+@click.option(
+    "--config", "-c", "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="WARREN_CONFIG",
+    help="TOML configuration file (format below).",
+)
+@click.option("--host", envvar="WARREN_HOST", help="Address every listener binds to.")
+@click.option("--mqtt-port", type=click.IntRange(0, 65535), envvar="WARREN_MQTT_PORT",
+              help="MQTT over TCP port (default 1883; 0 = any free port).")
+@click.option("--ws-port", type=click.IntRange(0, 65535), envvar="WARREN_WS_PORT",
+              help="MQTT over WebSocket port (default 8000; 0 = any free port).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="WARREN_DATA_DIR", help="Where state is kept (default ./warren-data).")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the pid and bound ports as JSON here once listening.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def serve(
+    config_path: Path | None,
+    host: str | None,
+    mqtt_port: int | None,
+    ws_port: int | None,
+    data_dir: Path | None,
+    ready_file: Path | None,
+    verbose: bool,
+) -> None:
+    """Run the broker until Ctrl-C or SIGTERM."""
+    from warren.config import load_config
+    from warren.server import run
+
+    try:
+        config = load_config(
+            config_path,
+            {
+                "host": host,
+                "mqtt_port": mqtt_port,
+                "ws_port": ws_port,
+                "data_dir": data_dir,
+                "log_level": "debug" if verbose else None,
+            },
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _setup_logging(config.server.log_level)
+    try:
+        run(config, ready_file)
+    except OSError as exc:
+        raise click.ClickException(str(exc.strerror or exc)) from exc
+
+
+def _register_optional_commands() -> None:
+    from warren.cli.pubsub import pub, sub
+
+    cli.add_command(pub)
+    cli.add_command(sub)
+
+
+try:
+    _register_optional_commands()
+except ImportError as exc:  # pragma: no cover - only while a module is being written
+    logging.getLogger("warren.cli").debug("pub/sub unavailable: %s", exc)
+
+
+def main() -> None:
+    cli(prog_name="warren")
+
+
+if __name__ == "__main__":
+    main()

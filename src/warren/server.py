@@ -1,0 +1,260 @@
+"""The broker process: VPNs, listeners, $SYS statistics, lifecycle.
+
+``Broker.start()`` binds every configured listener, then (if asked) writes the ready
+file that tests and supervisors wait for; ``Broker.stop()`` closes listeners, says
+goodbye to MQTT 5 clients (DISCONNECT 0x8B) and lets connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warren import __version__
+from warren.adapters.mqtt import MQTTConnection, MqttSettings
+from warren.adapters.ws import serve_mqtt_over_websocket
+from warren.config import ListenerConfig, WarrenConfig
+from warren.core.acl import AccessControl
+from warren.core.message import Message
+from warren.core.stats import BrokerStats
+from warren.core.vpn import Vpn
+
+__all__ = ["BoundListener", "Broker", "run"]
+
+log = logging.getLogger("warren.server")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundListener:
+    protocol: str
+    host: str
+    port: int
+    path: str | None = None
+
+    def url(self) -> str:
+        scheme = "mqtt" if self.protocol == "mqtt" else "ws"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{self.path or ''}"
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class Broker:
+    """One broker process."""
+
+    def __init__(self, config: WarrenConfig) -> None:
+        self.config = config
+        self.stats = BrokerStats()
+        self.vpns: dict[str, Vpn] = {}
+        for name, vpn_config in config.vpn.items():
+            acl = AccessControl(config.acl_rules(name), vpn_config.acl_default == "allow")
+            self.vpns[name] = Vpn(name, self.stats, acl)
+        m = config.mqtt
+        self.mqtt_settings = MqttSettings(
+            max_packet_size=m.max_packet_size,
+            server_keep_alive=m.server_keep_alive,
+            receive_maximum=m.receive_maximum,
+            topic_alias_maximum=m.topic_alias_maximum,
+            max_queued_messages=m.max_queued_messages,
+            queue_qos0_messages=m.queue_qos0_messages,
+            max_session_expiry=m.max_session_expiry,
+            max_outbound_bytes=m.max_outbound_bytes,
+            slow_consumer=m.slow_consumer,
+            max_client_id_length=m.max_client_id_length,
+            acl_refusal_code=0x87 if m.acl_refusal == "not-authorized" else 0x80,
+        )
+        self.connections: set[MQTTConnection] = set()
+        self.listeners: list[BoundListener] = []
+        self._servers: list[Any] = []
+        self._sys_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> list[BoundListener]:
+        for listener in self.config.listener:
+            bound = await self._start_listener(listener)
+            self.listeners.append(bound)
+            log.info("listening for %s on %s", _describe(listener.protocol), bound.url())
+        self._warn_about_exposure()
+        if self.config.server.sys_interval > 0:
+            self._sys_task = asyncio.create_task(self._sys_loop(), name="warren-sys")
+        return self.listeners
+
+    async def _start_listener(self, listener: ListenerConfig) -> BoundListener:
+        vpn = self.vpns[listener.vpn]
+        settings = self.mqtt_settings
+        if listener.protocol == "mqtt":
+            def factory() -> MQTTConnection:
+                return self._track(MQTTConnection(vpn, settings, transport_name="tcp"))
+
+            loop = asyncio.get_running_loop()
+            try:
+                server = await loop.create_server(
+                    factory, listener.host, listener.port, reuse_address=True, backlog=1024
+                )
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"cannot listen for MQTT on {listener.host}:{listener.port}: "
+                    f"{exc.strerror}. Is another broker running? Pick another port with "
+                    "--mqtt-port or [[listener]] port",
+                ) from exc
+            self._servers.append(server)
+            sock = server.sockets[0]
+            for s in server.sockets:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return BoundListener("mqtt", listener.host, sock.getsockname()[1])
+
+        def ws_factory() -> MQTTConnection:
+            return self._track(MQTTConnection(vpn, settings, transport_name="websocket"))
+
+        try:
+            ws_server = await serve_mqtt_over_websocket(
+                listener.host,
+                listener.port,
+                listener.path,
+                ws_factory,
+                max_message_size=settings.max_packet_size + 16,
+                high_water=settings.max_outbound_bytes,
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot listen for MQTT over WebSocket on {listener.host}:{listener.port}: "
+                f"{exc.strerror}. Pick another port with --ws-port or [[listener]] port",
+            ) from exc
+        self._servers.append(ws_server)
+        port = next(iter(ws_server.sockets)).getsockname()[1]
+        return BoundListener("mqtt-ws", listener.host, port, listener.path)
+
+    def _track(self, connection: MQTTConnection) -> MQTTConnection:
+        self.connections.add(connection)
+        connection._on_close = self.connections.discard
+        return connection
+
+    def _warn_about_exposure(self) -> None:
+        anonymous = [name for name, vpn in self.vpns.items() if vpn.acl.default_allow]
+        if not anonymous:
+            return
+        exposed = [b for b in self.listeners if not _is_loopback(b.host)]
+        if exposed:
+            log.warning(
+                "anonymous clients may connect and publish/subscribe to anything on %s "
+                "(vpn %s has no authentication yet). Bind to 127.0.0.1 (--host) or add "
+                "ACL rules before exposing this broker to a network.",
+                ", ".join(b.url() for b in exposed),
+                ", ".join(repr(n) for n in anonymous),
+            )
+        else:
+            log.info("anonymous clients are admitted (vpn %s)",
+                     ", ".join(repr(n) for n in anonymous))
+
+    async def stop(self) -> None:
+        if self._sys_task is not None:
+            self._sys_task.cancel()
+        for server in self._servers:
+            server.close()
+        for connection in list(self.connections):
+            connection.close_for_shutdown()
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), timeout=5)
+            except TimeoutError:
+                log.warning("some connections did not close within 5 s")
+        log.info("stopped")
+
+    # --- $SYS ---------------------------------------------------------------------------
+
+    def sys_values(self) -> dict[str, str]:
+        s = self.stats
+        subscriptions = sum(v.router.subscription_count for v in self.vpns.values())
+        retained = sum(len(v.router.retained) for v in self.vpns.values())
+        return {
+            "version": f"warren {__version__}",
+            "uptime": f"{s.uptime()} seconds",
+            "clients/connected": str(s.clients_connected),
+            "clients/total": str(s.clients_total),
+            "clients/maximum": str(s.clients_maximum),
+            "clients/disconnected": str(max(0, s.clients_total - s.clients_connected)),
+            "messages/received": str(s.messages_received),
+            "messages/sent": str(s.messages_sent),
+            "publish/messages/received": str(s.publish_received),
+            "publish/messages/sent": str(s.publish_sent),
+            "publish/messages/dropped": str(s.dropped),
+            "bytes/received": str(s.bytes_received),
+            "bytes/sent": str(s.bytes_sent),
+            "subscriptions/count": str(subscriptions),
+            "retained messages/count": str(retained),
+        }
+
+    def publish_sys(self) -> None:
+        """Publish the statistics as retained messages under ``$SYS/broker/``."""
+        values = self.sys_values()
+        for vpn in self.vpns.values():
+            for key, value in values.items():
+                vpn.router.publish(
+                    Message(f"$SYS/broker/{key}", value.encode(), 0, True), None
+                )
+
+    async def _sys_loop(self) -> None:
+        interval = self.config.server.sys_interval
+        while True:
+            self.publish_sys()
+            await asyncio.sleep(interval)
+
+
+def _describe(protocol: str) -> str:
+    return {"mqtt": "MQTT", "mqtt-ws": "MQTT over WebSocket"}.get(protocol, protocol)
+
+
+def write_ready_file(path: Path, listeners: list[BoundListener]) -> None:
+    """Atomically write the ready file (pid and bound listeners) as JSON."""
+    data = {
+        "pid": os.getpid(),
+        "version": __version__,
+        "listeners": [
+            {"protocol": b.protocol, "host": b.host, "port": b.port}
+            | ({"path": b.path} if b.path else {})
+            for b in listeners
+        ],
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+async def _serve(config: WarrenConfig, ready_file: Path | None) -> None:
+    broker = Broker(config)
+    listeners = await broker.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if ready_file is not None:
+        write_ready_file(ready_file, listeners)
+    log.info("warren %s ready (pid %d); Ctrl-C to stop", __version__, os.getpid())
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await broker.stop()
+
+
+def run(config: WarrenConfig, ready_file: Path | None = None) -> None:
+    """Run the broker until SIGINT/SIGTERM, on uvloop when it is installed."""
+    config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a default dependency on Linux
+        asyncio.run(_serve(config, ready_file))
+        return
+    uvloop.run(_serve(config, ready_file))
