@@ -1,0 +1,80 @@
+"""Sans-I/O codec of Warren's native protocol: bytes in, events out; events in, bytes out.
+
+The byte format is specified in docs/protocol.md. Usage, on the broker side::
+
+    conn = NativeConnection(Role.SERVER)
+    for event in conn.receive(data):       # raises RemoteProtocolError(reason_code)
+        match event:
+            case Connect(): ...
+            case Publish(messages=messages): ...
+    transport.write(conn.send(Connected(...)))   # raises LocalProtocolError
+
+and on the client side::
+
+    conn = NativeConnection(Role.CLIENT)
+    transport.write(conn.send(Connect(vpn="default", username="u", password="p")))
+
+Events are frozen msgspec Structs, one per frame type; :class:`Message` is one
+message in a PUBLISH or DELIVER batch. Errors come from :mod:`warren.errors` and
+carry an :class:`ErrorCode` as ``reason_code``: send it back in an :class:`Error`
+frame before closing.
+"""
+
+from ._codes import ErrorCode
+from ._connection import MAX_CREDIT, NativeConnection
+from ._events import (
+    DEFAULT_MAX_FRAME_SIZE,
+    MAX_ID,
+    MIN_FRAME_SIZE,
+    Ack,
+    Connect,
+    Connected,
+    Credit,
+    Deliver,
+    Disconnect,
+    Error,
+    Event,
+    FrameType,
+    Message,
+    Nack,
+    Ping,
+    Pong,
+    Publish,
+    Result,
+    Subscribe,
+    Unsubscribe,
+    make_reply,
+)
+from ._frames import MAGIC, MAX_FRAME_SIZE, SUPPORTED_VERSIONS
+from ._state import Role
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "MAGIC",
+    "MAX_CREDIT",
+    "MAX_FRAME_SIZE",
+    "MAX_ID",
+    "MIN_FRAME_SIZE",
+    "SUPPORTED_VERSIONS",
+    "Ack",
+    "Connect",
+    "Connected",
+    "Credit",
+    "Deliver",
+    "Disconnect",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "FrameType",
+    "Message",
+    "Nack",
+    "NativeConnection",
+    "Ping",
+    "Pong",
+    "Publish",
+    "Result",
+    "Role",
+    "Subscribe",
+    "Unsubscribe",
+    "make_reply",
+]
