@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from warren.adapters.backpressure import Throttle
 from warren.codecs.mqtt import (
     NO_PROPERTIES,
     Auth,
@@ -106,6 +107,8 @@ _V3_CONNACK = {
 _V3_CONNACK_BAD_VERSION = bytes((0x20, 0x02, 0x00, 0x01))
 
 _SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+_LINGER_SECONDS = 2.0
+_PUBACK_HEADER = bytes((0x40, 0x02))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,8 @@ class MQTTConnection(asyncio.Protocol):
         self._last_rx = 0.0
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._connect_timer: asyncio.TimerHandle | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
+        self._throttle = Throttle(self._loop, self._pause_reading, self._resume_reading)
         self._client_max_packet = 268_435_455
         self._problem_info = True
         self._aliases_in: dict[int, str] = {}
@@ -304,14 +309,26 @@ class MQTTConnection(asyncio.Protocol):
         self.vpn.stats.messages_sent += 1
         self._write(self._codec.send(packet))
 
-    def _close(self) -> None:
-        """Flush what is queued, then close the transport."""
+    def _close(self, linger: bool = False) -> None:
+        """Flush what is queued, then close the transport.
+
+        With ``linger``, our side is shut down for writing first and the client's
+        remaining input is read and discarded for up to ``_LINGER_SECONDS``: a
+        client still writing when we refuse it would otherwise get a reset that
+        destroys the DISCONNECT/CONNACK explaining why, before it reads it.
+        """
         if self._closing:
             return
         self._closing = True
         self._flush()
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self._linger_handle = self._loop.call_later(_LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
 
     def close_for_shutdown(self) -> None:
         """Server shutdown: DISCONNECT 0x8B for MQTT 5 clients, then close."""
@@ -451,7 +468,8 @@ class MQTTConnection(asyncio.Protocol):
         else:
             self._send_disconnect(reason_code, message)
         # [MQTT-4.13.1-1] a protocol error closes the connection; the will is published.
-        self._close()
+        self._end_connection(publish_will=True)
+        self._close(linger=True)
 
     def _send_disconnect(self, reason_code: int, message: str) -> None:
         # 3.1.1 has no server DISCONNECT: closing the connection is the signal.
@@ -460,7 +478,8 @@ class MQTTConnection(asyncio.Protocol):
 
     def _disconnect_client(self, reason_code: int, message: str) -> None:
         self._send_disconnect(reason_code, message)
-        self._close()
+        self._end_connection(publish_will=True)
+        self._close(linger=True)
 
     def _reason(self, message: str) -> Properties:
         if not self._problem_info:
@@ -480,6 +499,10 @@ class MQTTConnection(asyncio.Protocol):
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
             self._keepalive_handle = None
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
+        self._throttle.cancel()
 
     def _check_keepalive(self) -> None:
         self._keepalive_handle = None
@@ -596,9 +619,19 @@ class MQTTConnection(asyncio.Protocol):
 
         # Take over an existing connection with this client id [MQTT-3.1.4-3].
         session = vpn.find_session(client_id)
-        if session is not None and isinstance(session.sink, MQTTConnection):
-            session.sink.take_over()
+        if session is not None and session.sink is not None:
+            # Whatever protocol holds the id, its connection is closed (the native
+            # adapter has the same take_over); a foreign session is not resumed.
+            take_over = getattr(session.sink, "take_over", None)
+            if take_over is not None:
+                take_over()
             session = vpn.find_session(client_id)
+        foreign = session is not None and not isinstance(
+            session.protocol_state, (_SessionTimers, type(None))
+        )
+        if session is not None and foreign:
+            vpn.end_session(session)  # another protocol's session: start afresh
+            session = None
         session_present = False
         if session is not None:
             _timers(session).cancel()  # a reconnect cancels a delayed will and expiry
@@ -664,7 +697,7 @@ class MQTTConnection(asyncio.Protocol):
             self._send(ConnAck(False, reason_code, self._reason(message)))
         else:
             self._send(ConnAck(False, _V3_CONNACK.get(reason_code, 0x03)))
-        self._close()
+        self._close(linger=True)
 
     def _on_auth(self, packet: Auth) -> None:
         raise _Violation(ReasonCode.PROTOCOL_ERROR, "AUTH without an authentication method")
@@ -707,8 +740,8 @@ class MQTTConnection(asyncio.Protocol):
                              "awaiting PUBREL")
         router = self.vpn.router
         try:
-            if topic.startswith("$"):
-                raise NotAuthorized(f"topics starting with '$' are reserved: {topic!r}")
+            if topic.startswith("$SYS"):
+                raise NotAuthorized(f"$SYS topics are written by the broker only: {topic!r}")
             if not router.acl.is_open:
                 router.check_publish(session.username, topic)
         except NotAuthorized as exc:
@@ -716,13 +749,24 @@ class MQTTConnection(asyncio.Protocol):
             self._ack_refused(packet, str(exc))
             return
         router.publish(message, session)
+        if router.congested is not None:
+            self._throttle.engage(router.congested, session)
         if qos == 1:
-            self._write(
-                self._codec.send(PubAck(packet.packet_id))  # type: ignore[arg-type]
-            )
+            # A success PUBACK without properties is the same 4 bytes in 3.1.1 and 5.0
+            # (MQTT 5.0 3.4.2.1: reason code and properties may be omitted).
+            self.vpn.stats.messages_sent += 1
+            self._write(_PUBACK_HEADER + packet.packet_id.to_bytes(2, "big"))  # type: ignore[union-attr]
         elif qos == 2:
             session.incoming_qos2.add(packet.packet_id)  # type: ignore[arg-type]
             self._send(PubRec(packet.packet_id))  # type: ignore[arg-type]
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
 
     def _ack_refused(self, packet: Publish, why: str) -> None:
         if packet.qos == 0:
@@ -798,9 +842,8 @@ class MQTTConnection(asyncio.Protocol):
                 log.debug("client %r: refused subscription: %s", self.client_id, exc)
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID if self.v5 else 0x80)
                 continue
-            decision = AclDecision.ALLOW
-            if not acl.is_open:
-                decision = acl.check_subscribe(session.username, topic_filter)
+            # Broker rules (no subscribing into reply inboxes), then the ACL.
+            decision = router.check_subscribe(session.username, topic_filter)
             if decision is AclDecision.DENY:
                 log.debug("client %r: not authorized to subscribe to %r",
                           self.client_id, text)

@@ -23,7 +23,7 @@ from websockets.http11 import Request, Response
 
 from warren.adapters.mqtt import MQTTConnection
 
-__all__ = ["WebSocketTransport", "serve_mqtt_over_websocket"]
+__all__ = ["WebSocketTransport", "serve_mqtt_over_websocket", "serve_protocol_over_websocket"]
 
 log = logging.getLogger("warren.mqtt.ws")
 
@@ -44,10 +44,15 @@ class WebSocketTransport(asyncio.Transport):
         self._low = high_water // 4
         self._wakeup = asyncio.Event()
         self._closing = False
-        self._protocol: MQTTConnection | None = None
+        # Any protocol object with pause_writing/resume_writing: the native adapter
+        # (adapters/native_ws.py) uses this transport too.
+        self._protocol: asyncio.BaseProtocol | None = None
         self._paused = False
+        # Cleared while the protocol asks us to stop reading (backpressure).
+        self.reading = asyncio.Event()
+        self.reading.set()
 
-    def attach(self, protocol: MQTTConnection) -> None:
+    def attach(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -65,8 +70,25 @@ class WebSocketTransport(asyncio.Transport):
             self._paused = True
             self._protocol.pause_writing()
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is not None:
+            self._high = high
+        self._low = low if low is not None else self._high // 4
+
     def get_write_buffer_size(self) -> int:
         return self._queued_bytes
+
+    def pause_reading(self) -> None:
+        self.reading.clear()
+
+    def resume_reading(self) -> None:
+        self.reading.set()
+
+    def is_reading(self) -> bool:
+        return self.reading.is_set()
+
+    def can_write_eof(self) -> bool:
+        return False  # a WebSocket closes with a close frame, not a half-close
 
     def is_closing(self) -> bool:
         return self._closing
@@ -74,6 +96,7 @@ class WebSocketTransport(asyncio.Transport):
     def close(self) -> None:
         self._closing = True
         self._wakeup.set()
+        self.reading.set()
 
     def abort(self) -> None:
         self._closing = True
@@ -107,31 +130,41 @@ class WebSocketTransport(asyncio.Transport):
         return data
 
 
-def _select_subprotocol(
-    connection: ServerConnection, offered: Sequence[str]
-) -> str | None:
-    for name in _SUBPROTOCOLS:
-        if name in offered:
-            return name
-    return None  # be lenient: a client that offers none still gets MQTT
-
-
-async def serve_mqtt_over_websocket(
+async def serve_protocol_over_websocket(
     host: str,
     port: int,
-    path: str,
-    make_connection: Callable[[], MQTTConnection],
+    path: str | None,
+    make_connection: Callable[[], asyncio.Protocol],
+    *,
+    subprotocols: Sequence[str],
+    protocol_name: str,
     max_message_size: int,
     high_water: int,
 ) -> Server:
-    """Start a WebSocket listener whose connections speak MQTT; returns the server."""
+    """Serve a byte-stream protocol over WebSocket; returns the server.
+
+    The stream is the concatenation of binary messages (a packet may span messages
+    and a message may hold several). The first of ``subprotocols`` the client offers
+    is selected; a client that offers none is served all the same. ``path`` None
+    serves every request path; otherwise other paths get 404. Text messages close
+    the connection with 1003 [MQTT-6.0.0-1 for MQTT; likewise for the native
+    protocol].
+    """
+
+    def select_subprotocol(connection: ServerConnection, offered: Sequence[str]) -> str | None:
+        for name in subprotocols:
+            if name in offered:
+                return name
+        return None  # lenient: a client that offers none is served anyway
 
     def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if path is None:
+            return None
         request_path = request.path.split("?", 1)[0]
         if request_path != path:
             return connection.respond(
                 HTTPStatus.NOT_FOUND,
-                f"MQTT over WebSocket is served at {path}, not {request_path}\n",
+                f"{protocol_name} over WebSocket is served at {path}, not {request_path}\n",
             )
         return None
 
@@ -144,14 +177,15 @@ async def serve_mqtt_over_websocket(
         try:
             async for frame in ws:
                 if isinstance(frame, str):
-                    # [MQTT-6.0.0-1] MQTT travels in binary frames only.
-                    log.info("closing WebSocket from %s: text frame received",
+                    log.info("closing WebSocket from %s: text message received",
                              ws.remote_address)
-                    await ws.close(1003, "MQTT requires binary WebSocket frames")
+                    await ws.close(1003, f"{protocol_name} uses binary WebSocket messages only")
                     break
                 protocol.data_received(frame)
                 if transport.is_closing():
                     break
+                if not transport.reading.is_set():  # backpressure: the protocol paused us
+                    await transport.reading.wait()
         except ConnectionClosed:
             pass
         finally:
@@ -167,10 +201,31 @@ async def serve_mqtt_over_websocket(
         handler,
         host,
         port,
-        subprotocols=list(_SUBPROTOCOLS),  # type: ignore[arg-type]
-        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
+        subprotocols=list(subprotocols),  # type: ignore[arg-type]
+        select_subprotocol=select_subprotocol,  # type: ignore[arg-type]
         process_request=process_request,
         compression=None,
         max_size=max_message_size,
         server_header="Warren",
+    )
+
+
+async def serve_mqtt_over_websocket(
+    host: str,
+    port: int,
+    path: str,
+    make_connection: Callable[[], MQTTConnection],
+    max_message_size: int,
+    high_water: int,
+) -> Server:
+    """Start a WebSocket listener whose connections speak MQTT; returns the server."""
+    return await serve_protocol_over_websocket(
+        host,
+        port,
+        path,
+        make_connection,
+        subprotocols=_SUBPROTOCOLS,
+        protocol_name="MQTT",
+        max_message_size=max_message_size,
+        high_water=high_water,
     )

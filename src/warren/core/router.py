@@ -8,10 +8,11 @@ make its own session queue (bounded) or drop, never stall the publisher.
 
 from __future__ import annotations
 
-from warren.core.acl import AccessControl
+from warren.core.acl import AccessControl, AclDecision
+from warren.core.inbox import reaches_inbox
 from warren.core.message import Message
 from warren.core.retained import RetainedStore
-from warren.core.sessions import Session, SharedGroup, Subscription
+from warren.core.sessions import Session, SharedGroup, Subscriber, Subscription
 from warren.core.stats import BrokerStats
 from warren.core.topics import Filter
 from warren.core.trie import SubscriptionTrie
@@ -42,6 +43,10 @@ class Router:
         self.trie: SubscriptionTrie[Subscription | SharedGroup] = SubscriptionTrie(cache_size)
         self.shared: dict[tuple[str, str], SharedGroup] = {}
         self.subscription_count = 0
+        # Backpressure signal: a connected session whose queue passed half full
+        # during a publish sets itself here; the publishing adapter reads it, clears
+        # it and pauses reading from its client until that session drains.
+        self.congested: Session | None = None
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -69,7 +74,7 @@ class Router:
             group.members.append(sub)
         return old is None
 
-    def remove(self, session: Session, key: str) -> bool:
+    def remove(self, session: Subscriber, key: str) -> bool:
         """Remove the session's subscription ``key``; False if it had none."""
         sub = session.subscriptions.pop(key, None)
         if sub is None:
@@ -78,7 +83,7 @@ class Router:
         self._remove_from_index(sub)
         return True
 
-    def remove_all(self, session: Session) -> None:
+    def remove_all(self, session: Subscriber) -> None:
         for key in list(session.subscriptions):
             self.remove(session, key)
 
@@ -94,6 +99,20 @@ class Router:
         if not group.members:
             del self.shared[group_key]
             self.trie.remove(group.filter, group)
+
+    def check_subscribe(self, username: str | None, f: Filter) -> AclDecision:
+        """May ``username`` subscribe to ``f``? The broker's own rules, then the ACL.
+
+        Reply inboxes (``$inbox/...``, see :mod:`warren.core.inbox`) belong to the
+        broker: no client subscribes into one, whatever the ACL says. Every adapter
+        asks here before ``add``.
+        """
+        if reaches_inbox(f):
+            return AclDecision.DENY
+        acl = self.acl
+        if acl.is_open:
+            return AclDecision.ALLOW
+        return acl.check_subscribe(username, f)
 
     def retained_for(self, f: Filter) -> list[Message]:
         """Retained messages matching ``f`` that have not expired, oldest topic first."""
@@ -157,9 +176,15 @@ class Router:
         message: Message,
         origin: Session | None,
     ) -> int:
+        # Common case (fan-out): every match is a plain subscription of a different
+        # session, so nothing needs merging; checked with one set of sessions.
+        if SharedGroup not in {entry.__class__ for entry in matches}:
+            sessions = {entry.session for entry in matches}  # type: ignore[union-attr]
+            if len(sessions) == len(matches):
+                return self._deliver_distinct(matches, message, origin)  # type: ignore[arg-type]
         # Overlapping subscriptions of one session are merged: one copy at the highest
         # granted QoS carrying every matching subscription identifier [MQTT-3.3.4-2, -3].
-        targets: dict[Session, _Merged] = {}
+        targets: dict[Subscriber, _Merged] = {}
         count = 0
         for entry in matches:
             if entry.__class__ is SharedGroup:
@@ -181,6 +206,27 @@ class Router:
         for session, target in targets.items():
             session.deliver(message, target.qos, target.retain, tuple(target.ids))
         return count + len(targets)
+
+    def _deliver_distinct(
+        self, matches: list[Subscription], message: Message, origin: Session | None
+    ) -> int:
+        count = 0
+        mqos = message.qos
+        retained = message.retain
+        for sub in matches:
+            session = sub.session
+            if sub.no_local and session is origin:
+                continue
+            if sub.filtered and not self.acl.can_read(session.username, message.topic):
+                continue
+            session.deliver(
+                message,
+                mqos if mqos < sub.qos else sub.qos,
+                retained and sub.retain_as_published,
+                (sub.identifier,) if sub.identifier is not None else (),
+            )
+            count += 1
+        return count
 
     def _deliver_shared(self, group: SharedGroup, message: Message) -> int:
         sub = group.choose()

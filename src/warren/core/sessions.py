@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,6 +32,7 @@ __all__ = [
     "DeliverySink",
     "Session",
     "SharedGroup",
+    "Subscriber",
     "Subscription",
 ]
 
@@ -41,11 +42,26 @@ AWAIT_ACK = 1
 AWAIT_COMP = 2
 
 
+class Subscriber(Protocol):
+    """What a :class:`Subscription` delivers to: a :class:`Session`, or a queue
+    (:class:`warren.core.queues.Queue`, whose topic subscriptions are AMQP bindings)."""
+
+    subscriptions: dict[str, Subscription]
+    username: str | None
+    sink: DeliverySink | None
+
+    def deliver(
+        self, message: Message, qos: int, retain: bool, subscription_ids: tuple[int, ...] = ()
+    ) -> None:
+        """Hand one matching message over."""
+        ...
+
+
 @dataclass(slots=True, eq=False)
 class Subscription:
     """One subscription of one session. Hashes by identity (it is a trie value)."""
 
-    session: Session
+    session: Subscriber
     key: str  # the filter as the client wrote it, share prefix included
     filter: Filter
     qos: int = 0
@@ -147,9 +163,11 @@ class Session:
         "queue_qos0",
         "receive_maximum",
         "sink",
+        "stalled",
         "subscriptions",
         "username",
         "vpn",
+        "waiters",
     )
 
     def __init__(
@@ -181,6 +199,12 @@ class Session:
         self.created = time.monotonic()
         self.disconnected_at: float | None = None
         self.protocol_state: object = None
+        # Publishers paused because this session's queue is filling (backpressure):
+        # each is called once the queue has drained, or when the session goes away.
+        self.waiters: list[Callable[[], None]] = []
+        # Set when a pause expired without this session draining anything: a stuck
+        # client must not throttle publishers; its messages are dropped instead.
+        self.stalled = False
 
     def __repr__(self) -> str:
         return f"<Session {self.client_id!r} vpn={self.vpn.name!r} subs={len(self.subscriptions)}>"
@@ -211,7 +235,15 @@ class Session:
             self._enqueue(delivery)
 
     def _enqueue(self, delivery: Delivery) -> None:
-        if len(self.pending) >= self.max_queued:
+        pending = len(self.pending)
+        if (
+            pending >= self.max_queued >> 1
+            and self.sink is not None
+            and not self.stalled
+        ):
+            # Half full: ask the router's caller to slow the publisher down.
+            self.vpn.router.congested = self
+        if pending >= self.max_queued:
             # Bounded queue: the newest message is refused, never memory without end.
             self.dropped += 1
             self.vpn.stats.dropped += 1
@@ -259,9 +291,26 @@ class Session:
                 )
                 continue
             if len(self.inflight) >= self.receive_maximum:
-                return
+                break
             pending.popleft()
             self._send_new(delivery, sink)
+        if self.waiters and len(pending) <= self.max_queued >> 2:
+            self.stalled = False
+            self.wake_waiters()
+
+    def add_waiter(self, resume: Callable[[], None]) -> None:
+        """Call ``resume`` once this session's queue has drained (backpressure)."""
+        if resume not in self.waiters:
+            self.waiters.append(resume)
+
+    def remove_waiter(self, resume: Callable[[], None]) -> None:
+        if resume in self.waiters:
+            self.waiters.remove(resume)
+
+    def wake_waiters(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for resume in waiters:
+            resume()
 
     def acknowledge(self, packet_id: int) -> bool:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the delivery is complete."""
@@ -302,11 +351,16 @@ class Session:
         """The connection is gone. QoS 0 owed to a non-persistent session is dropped."""
         self.sink = None
         self.disconnected_at = time.monotonic()
+        self.stalled = False
+        if self.waiters:
+            self.wake_waiters()
         if not self.queue_qos0 and self.pending:
             self.pending = deque(d for d in self.pending if d.qos > 0)
 
     def discard_state(self) -> None:
         """Forget everything owed (clean start or expiry)."""
+        if self.waiters:
+            self.wake_waiters()
         self.inflight.clear()
         self.pending.clear()
         self.incoming_qos2.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from warren.core.acl import AccessControl
+from warren.core.queues import QueueRegistry
 from warren.core.router import Router
 from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
@@ -24,6 +25,7 @@ class Vpn:
         self.acl = acl if acl is not None else AccessControl()
         self.router = Router(self.acl, stats)
         self.sessions: dict[str, Session] = {}
+        self.queues = QueueRegistry(self.router)  # guaranteed delivery (core/queues.py)
 
     def __repr__(self) -> str:
         return f"<Vpn {self.name!r} sessions={len(self.sessions)}>"

@@ -1,0 +1,546 @@
+"""Queues: the one guaranteed-delivery concept (DESIGN.md, "Delivery modes").
+
+A :class:`Queue` is a named, ordered store of messages with:
+
+- topic subscriptions: it is a subscriber of its VPN's router (it has the
+  ``deliver`` signature of :class:`~warren.core.sessions.Session`, so a router
+  :class:`~warren.core.sessions.Subscription` may point at it), and protocols with
+  their own routing (AMQP exchanges) hand it messages with :meth:`Queue.publish`;
+- consumers with a prefetch window, served round robin; a message given to a
+  consumer that must acknowledge it stays "unacked" until :meth:`Queue.ack`, or goes
+  back to the head with :meth:`Queue.reject` (requeue) or is dead-lettered;
+- limits: a message TTL, a per-message expiry, a maximum length in messages and in
+  bytes with an overflow policy, priorities, and an idle expiry of the queue itself;
+- dead-lettering: an expired, rejected or overflowing message is handed to the
+  registry's ``dead_letter`` hook with the reason, which the protocol that owns
+  the dead-letter target (today AMQP: an exchange) routes on.
+
+The core is synchronous and knows no protocol: consumers are reached through
+:class:`ConsumerSink`, time-based work (TTL, queue expiry) through the registry's
+``timer`` hook, which the I/O layer installs.
+
+Storage: queues live in memory. Every point where a queue's durable state changes
+is marked ``# STORE:`` — enqueue, remove (ack, drop, dead-letter), requeue (the
+redelivered flag), declare and delete. The persistence issue puts those behind
+``store/`` for durable queues and persistent messages; nothing else has to change.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from warren.core.message import Message
+
+if TYPE_CHECKING:
+    from warren.core.router import Router
+    from warren.core.sessions import DeliverySink, Subscription
+
+__all__ = [
+    "Consumer",
+    "ConsumerSink",
+    "Overflow",
+    "Queue",
+    "QueueEntry",
+    "QueueLimits",
+    "QueueRegistry",
+]
+
+
+class Overflow(enum.Enum):
+    """What a full queue does with one more message."""
+
+    DROP_HEAD = "drop-head"  # drop (dead-letter) the oldest message, accept the new one
+    REJECT_PUBLISH = "reject-publish"  # refuse the new message (publisher is told)
+    REJECT_PUBLISH_DLX = "reject-publish-dlx"  # refuse it and dead-letter it
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's limits and dead-letter target; None means "no limit"."""
+
+    message_ttl: float | None = None  # seconds a message may wait in the queue
+    expires: float | None = None  # seconds of disuse after which the queue is deleted
+    max_length: int | None = None  # ready messages
+    max_length_bytes: int | None = None  # bytes of ready message payloads
+    overflow: Overflow = Overflow.DROP_HEAD
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    max_priority: int | None = None  # 1..255: priorities 0..max_priority are kept apart
+
+
+@dataclass(slots=True, eq=False)
+class QueueEntry:
+    """One message in one queue.
+
+    ``source`` and ``key`` say how it was routed here (for AMQP: exchange and routing
+    key); both are None for messages that arrived through a topic subscription.
+    """
+
+    message: Message
+    seq: int
+    source: str | None = None
+    key: str | None = None
+    expires_at: float | None = None
+    priority: int = 0
+    redelivered: bool = False
+    size: int = 0
+
+
+class ConsumerSink(Protocol):
+    """What a connection offers the queues its consumers read from."""
+
+    def ready(self, consumer: Consumer) -> bool:
+        """Whether ``consumer`` can take a message now (beyond its own prefetch)."""
+        ...
+
+    def send(self, consumer: Consumer, entry: QueueEntry) -> None:
+        """Deliver ``entry`` to ``consumer`` now."""
+        ...
+
+    def cancelled(self, consumer: Consumer) -> None:
+        """The queue went away: the consumer no longer exists (broker-side cancel)."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
+class Consumer:
+    """One consumer of one queue. ``prefetch`` 0 means no limit of its own."""
+
+    tag: str
+    sink: ConsumerSink
+    no_ack: bool = False
+    prefetch: int = 0
+    exclusive: bool = False
+    owner: object = None  # the connection, for exclusive-queue checks
+    unacked: int = 0
+
+
+class QueueError(Exception):
+    """A queue operation was refused; ``reason`` is one of the class constants."""
+
+    IN_USE = "in-use"
+    NOT_EMPTY = "not-empty"
+    EXCLUSIVE = "exclusive"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+_seq = itertools.count(1)
+
+
+class Queue:
+    """A named queue in one VPN (see module docstring).
+
+    It is also a router subscriber: ``subscriptions``, ``username``, ``sink`` and
+    :meth:`deliver` are what :class:`~warren.core.router.Router` uses.
+    """
+
+    def __init__(
+        self,
+        registry: QueueRegistry,
+        name: str,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        owner: object = None,
+        limits: QueueLimits | None = None,
+        arguments: object = None,
+    ) -> None:
+        self.registry = registry
+        self.name = name
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.owner = owner  # the exclusive owner (a connection), or None
+        self.limits = limits if limits is not None else QueueLimits()
+        self.arguments = arguments  # as declared, for equivalence checks by the protocol
+        levels = (self.limits.max_priority or 0) + 1
+        # One FIFO per priority level: dispatch takes the highest non-empty one.
+        # A deque per level keeps push/pop O(1); there are at most 256 levels.
+        self._levels: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
+        self.ready_count = 0
+        self.ready_bytes = 0
+        self.unacked_count = 0
+        self.consumers: list[Consumer] = []
+        self._next_consumer = 0
+        self.had_consumers = False
+        self.deleted = False
+        self.last_used = time.monotonic()
+        self._timer_at: float | None = None
+        # Router subscriber interface (warren.core.sessions.Subscriber).
+        self.subscriptions: dict[str, Subscription] = {}
+        self.username: str | None = None
+        self.sink: DeliverySink | None = None
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} ready={self.ready_count} unacked={self.unacked_count}>"
+
+    @property
+    def message_count(self) -> int:
+        """Messages ready for delivery (not counting unacknowledged ones)."""
+        return self.ready_count
+
+    # --- enqueue --------------------------------------------------------------------
+
+    def deliver(
+        self, message: Message, qos: int, retain: bool, subscription_ids: tuple[int, ...] = ()
+    ) -> None:
+        """A message matched one of this queue's topic subscriptions (router side)."""
+        if not self.publish(message):
+            self.registry.rejections += 1
+
+    def publish(
+        self, message: Message, source: str | None = None, key: str | None = None
+    ) -> bool:
+        """Append ``message``; False if the queue refused it (full, reject-publish)."""
+        if self.deleted:
+            return False
+        now = time.monotonic()
+        limits = self.limits
+        expires_at = message.expires_at
+        if limits.message_ttl is not None:
+            ttl_at = now + limits.message_ttl
+            if expires_at is None or ttl_at < expires_at:
+                expires_at = ttl_at
+        priority = 0
+        if limits.max_priority is not None and message.priority:
+            priority = min(message.priority, limits.max_priority)
+        entry = QueueEntry(
+            message, next(_seq), source, key, expires_at, priority, False, len(message.payload)
+        )
+        if expires_at is not None and expires_at <= now and not self.consumers:
+            # A message that expires on arrival (TTL 0) is only delivered to a
+            # consumer that can take it at once; otherwise it expires here.
+            self._dead_letter(entry, "expired")
+            return True
+        if self._full(entry.size):
+            if limits.overflow is Overflow.DROP_HEAD:
+                while self.ready_count and self._full(entry.size):
+                    dropped = self._pop_oldest()
+                    self._dead_letter(dropped, "maxlen")
+                if self._full(entry.size):  # max-length 0, or one message too big
+                    self._dead_letter(entry, "maxlen")
+                    return True
+            else:
+                if limits.overflow is Overflow.REJECT_PUBLISH_DLX:
+                    self._dead_letter(entry, "maxlen")
+                return False
+        self._push(entry)  # STORE: enqueue (durable queue, persistent message)
+        self.dispatch()
+        if self.ready_count and entry.expires_at is not None:
+            self._schedule()
+        return True
+
+    def _full(self, size: int) -> bool:
+        limits = self.limits
+        if limits.max_length is not None and self.ready_count + 1 > limits.max_length:
+            return True
+        return (
+            limits.max_length_bytes is not None
+            and self.ready_bytes + size > limits.max_length_bytes
+        )
+
+    def _push(self, entry: QueueEntry) -> None:
+        self._levels[entry.priority].append(entry)
+        self.ready_count += 1
+        self.ready_bytes += entry.size
+
+    def _pop_oldest(self) -> QueueEntry:
+        """The head of the lowest non-empty priority level (what overflow drops)."""
+        for level in self._levels:
+            if level:
+                entry = level.popleft()
+                self.ready_count -= 1
+                self.ready_bytes -= entry.size
+                return entry
+        raise IndexError("pop from an empty queue")
+
+    def _pop(self, now: float) -> QueueEntry | None:
+        """The next message to deliver (highest priority first), dropping expired ones.
+
+        Only a level's head is checked for expiry, as RabbitMQ does for per-message
+        TTLs: a message behind a longer-lived one expires when it reaches the head.
+        """
+        for level in reversed(self._levels):
+            while level:
+                entry = level.popleft()
+                self.ready_count -= 1
+                self.ready_bytes -= entry.size
+                if entry.expires_at is not None and entry.expires_at <= now:
+                    self._dead_letter(entry, "expired")
+                    continue
+                return entry
+        return None
+
+    # --- consumers ------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if self.owner is not None and consumer.owner is not self.owner:
+            raise QueueError(QueueError.EXCLUSIVE, f"queue {self.name!r} is exclusive")
+        if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
+            raise QueueError(
+                QueueError.IN_USE, f"queue {self.name!r} in exclusive use by another consumer"
+            )
+        self.consumers.append(consumer)
+        self.had_consumers = True
+        self.touch()
+        self.dispatch()
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        """The consumer is cancelled; its unacked messages stay with its channel."""
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
+        self.touch()
+        if self.auto_delete and self.had_consumers and not self.consumers:
+            self.registry.delete(self)
+
+    def dispatch(self) -> None:
+        """Give ready messages to consumers, round robin, while any can take one."""
+        consumers = self.consumers
+        if not consumers or not self.ready_count:
+            return
+        now = time.monotonic()
+        n = len(consumers)
+        idle = 0
+        index = self._next_consumer
+        while self.ready_count and idle < n:
+            if n != len(consumers):  # a sink cancelled a consumer while we were sending
+                n = len(consumers)
+                if not n:
+                    break
+                idle = 0
+            consumer = consumers[index % n]
+            index += 1
+            if (
+                consumer.prefetch and consumer.unacked >= consumer.prefetch and not consumer.no_ack
+            ) or not consumer.sink.ready(consumer):
+                idle += 1
+                continue
+            idle = 0
+            entry = self._pop(now)
+            if entry is None:
+                break
+            if not consumer.no_ack:
+                consumer.unacked += 1
+                self.unacked_count += 1
+            # STORE: a no-ack delivery removes the message (ack on send).
+            consumer.sink.send(consumer, entry)
+        self._next_consumer = index % n if n else 0
+
+    def get(self) -> QueueEntry | None:
+        """Take the next ready message for a pull (basic.get); the caller acks it."""
+        self.touch()
+        entry = self._pop(time.monotonic())
+        return entry
+
+    # --- settlement -----------------------------------------------------------------
+
+    def took(self, entry: QueueEntry, consumer: Consumer | None) -> None:
+        """A pulled message (:meth:`get`) awaits acknowledgement."""
+        self.unacked_count += 1
+
+    def ack(self, entry: QueueEntry, consumer: Consumer | None, *, dispatch: bool = True) -> None:
+        """The message was processed: it leaves the queue for good."""
+        self._settle(consumer)
+        # STORE: remove (acknowledged)
+        if dispatch:
+            self.dispatch()
+
+    def reject(
+        self,
+        entry: QueueEntry,
+        consumer: Consumer | None,
+        requeue: bool,
+        *,
+        dispatch: bool = True,
+    ) -> None:
+        """Not processed: back to the head (``requeue``) or dead-lettered."""
+        self._settle(consumer)
+        if requeue and not self.deleted:
+            self.requeue(entry)
+        else:
+            self._dead_letter(entry, "rejected")
+        if dispatch:
+            self.dispatch()
+
+    def requeue(self, entry: QueueEntry) -> None:
+        """Put an unacked message back in its original place, marked redelivered."""
+        entry.redelivered = True  # STORE: requeue (redelivered flag)
+        level = self._levels[entry.priority]
+        if not level or level[0].seq > entry.seq:
+            level.appendleft(entry)
+        else:
+            # Keep publish order among requeued messages (they come back in any order).
+            index = 0
+            for index, queued in enumerate(level):  # noqa: B007
+                if queued.seq > entry.seq:
+                    break
+            else:
+                index = len(level)
+            level.insert(index, entry)
+        self.ready_count += 1
+        self.ready_bytes += entry.size
+        if entry.expires_at is not None:
+            self._schedule()
+
+    def release(self, consumer: Consumer | None) -> None:
+        """An unacked message's acknowledgement is no longer expected (requeued elsewhere)."""
+        self._settle(consumer)
+
+    def _settle(self, consumer: Consumer | None) -> None:
+        if consumer is not None and not consumer.no_ack and consumer.unacked:
+            consumer.unacked -= 1
+        if self.unacked_count:
+            self.unacked_count -= 1
+
+    # --- maintenance ----------------------------------------------------------------
+
+    def purge(self) -> int:
+        """Drop every ready message; returns how many."""
+        count = self.ready_count
+        for level in self._levels:
+            level.clear()  # STORE: remove (purged)
+        self.ready_count = 0
+        self.ready_bytes = 0
+        return count
+
+    def touch(self) -> None:
+        """The queue was used (declare, consume, get): restart its idle expiry."""
+        self.last_used = time.monotonic()
+        if self.limits.expires is not None:
+            self._schedule()
+
+    def iter_ready(self) -> Iterator[QueueEntry]:
+        for level in reversed(self._levels):
+            yield from level
+
+    def next_deadline(self) -> float | None:
+        """When this queue next has time-based work: a head message or itself expires."""
+        deadline: float | None = None
+        for level in self._levels:
+            if level and level[0].expires_at is not None:
+                at = level[0].expires_at
+                deadline = at if deadline is None or at < deadline else deadline
+        expires = self.limits.expires
+        if expires is not None and not self.consumers:
+            at = self.last_used + expires
+            deadline = at if deadline is None or at < deadline else deadline
+        return deadline
+
+    def expire(self, now: float | None = None) -> None:
+        """Do the time-based work that is due: expire head messages, or the queue."""
+        if self.deleted:
+            return
+        now = time.monotonic() if now is None else now
+        expires = self.limits.expires
+        if expires is not None and not self.consumers and now >= self.last_used + expires:
+            self.registry.delete(self)
+            return
+        for level in self._levels:
+            while level and level[0].expires_at is not None and level[0].expires_at <= now:
+                entry = level.popleft()
+                self.ready_count -= 1
+                self.ready_bytes -= entry.size
+                self._dead_letter(entry, "expired")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadline = self.next_deadline()
+        if deadline is None or self.deleted:
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return  # an earlier wake-up is booked; it reschedules
+        self._timer_at = deadline
+        self.registry.wake_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_at = None
+        self.expire()
+
+    def _dead_letter(self, entry: QueueEntry, reason: str) -> None:
+        # STORE: remove (dead-lettered; the hook re-publishes it elsewhere)
+        hook = self.registry.dead_letter
+        if hook is not None and self.limits.dead_letter_exchange is not None:
+            hook(self, entry, reason)
+
+
+DeadLetterHook = Callable[[Queue, QueueEntry, str], None]
+Timer = Callable[[float, Callable[[], None]], None]
+DeleteHook = Callable[[Queue], None]
+
+
+class QueueRegistry:
+    """The queues of one VPN, by name."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.queues: dict[str, Queue] = {}
+        # Hooks installed by the I/O and protocol layers:
+        self.timer: Timer | None = None  # call back at a time.monotonic() deadline
+        self.dead_letter: DeadLetterHook | None = None
+        self.on_delete: list[DeleteHook] = []  # e.g. remove the queue's exchange bindings
+        # Messages refused by full queues (reject-publish) on the router path; a
+        # publisher compares it before and after router.publish to learn of refusals.
+        self.rejections = 0
+
+    def __len__(self) -> int:
+        return len(self.queues)
+
+    def get(self, name: str) -> Queue | None:
+        return self.queues.get(name)
+
+    def declare(
+        self,
+        name: str,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        owner: object = None,
+        limits: QueueLimits | None = None,
+        arguments: object = None,
+    ) -> Queue:
+        """Create queue ``name`` (the caller checked it does not exist)."""
+        queue = Queue(
+            self,
+            name,
+            durable=durable,
+            auto_delete=auto_delete,
+            owner=owner,
+            limits=limits,
+            arguments=arguments,
+        )
+        self.queues[name] = queue  # STORE: declare (durable queue)
+        queue.touch()
+        return queue
+
+    def delete(self, queue: Queue) -> int:
+        """Delete ``queue``: unsubscribe it, cancel its consumers; returns its ready count."""
+        if queue.deleted:
+            return 0
+        queue.deleted = True
+        if self.queues.get(queue.name) is queue:
+            del self.queues[queue.name]  # STORE: delete
+        self.router.remove_all(queue)
+        for hook in self.on_delete:
+            hook(queue)
+        consumers, queue.consumers = queue.consumers, []
+        for consumer in consumers:
+            consumer.sink.cancelled(consumer)
+        return queue.purge()
+
+    def wake_at(self, deadline: float, callback: Callable[[], None]) -> None:
+        """Ask the I/O layer to call ``callback`` at ``deadline`` (lazy without one)."""
+        if self.timer is not None:
+            self.timer(deadline, callback)
+
+    def owned_by(self, owner: object) -> list[Queue]:
+        """The exclusive queues of a connection (deleted when it closes)."""
+        return [q for q in self.queues.values() if q.owner is owner]
+
