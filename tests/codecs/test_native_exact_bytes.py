@@ -32,14 +32,14 @@ from warren.codecs.native import (
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
-REQUEST = Message("svc/time", b"?", correlation_data=b"\x01", response_topic="#inbox/c1/1")
+REQUEST = Message("svc/time", b"?", correlation_data=b"\x01", response_topic="$inbox/c1/1")
 EXAMPLES: list[tuple[str, Event]] = [
     (
         "client",
         Connect(vpn="default", username="u", password="p", client_name="c1", initial_credit=100),
     ),
     ("client", Connect()),
-    ("server", Connected("s1", "c1", "#inbox/c1/", 1_048_576, 60)),
+    ("server", Connected("s1", "c1", "$inbox/c1/", 1_048_576, 60)),
     ("client", Publish((Message("a/b", b"hi"),))),
     ("client", Publish((Message("a/b", b"hi"), Message("a/c", qos=1)), first_id=7)),
     ("client", Publish((REQUEST,))),

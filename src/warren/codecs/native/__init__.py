@@ -14,6 +14,10 @@ and on the client side::
     conn = NativeConnection(Role.CLIENT)
     transport.write(conn.send(Connect(vpn="default", username="u", password="p")))
 
+A server fanning one message out to many subscribers encodes it once with
+:func:`encode_message` and frames it per subscriber with
+:meth:`NativeConnection.send_deliver`.
+
 Events are frozen msgspec Structs, one per frame type; :class:`Message` is one
 message in a PUBLISH or DELIVER batch. Errors come from :mod:`warren.errors` and
 carry an :class:`ErrorCode` as ``reason_code``: send it back in an :class:`Error`
@@ -45,7 +49,13 @@ from ._events import (
     Unsubscribe,
     make_reply,
 )
-from ._frames import MAGIC, MAX_FRAME_SIZE, SUPPORTED_VERSIONS
+from ._frames import (
+    MAGIC,
+    MAX_FRAME_SIZE,
+    SUPPORTED_VERSIONS,
+    deliver_size_bound,
+    encode_message,
+)
 from ._state import Role
 
 __all__ = [
@@ -76,5 +86,7 @@ __all__ = [
     "Role",
     "Subscribe",
     "Unsubscribe",
+    "deliver_size_bound",
+    "encode_message",
     "make_reply",
 ]

@@ -16,6 +16,7 @@ from warren.errors import LocalProtocolError, RemoteProtocolError
 from ._codes import ErrorCode
 from ._events import (
     DEFAULT_MAX_FRAME_SIZE,
+    MAX_ID,
     MIN_FRAME_SIZE,
     Connect,
     Connected,
@@ -33,6 +34,7 @@ from ._frames import (
     SUPPORTED_VERSIONS,
     check_magic,
     decode_body,
+    encode_deliver,
     encode_frame,
     malformed,
     preamble,
@@ -393,6 +395,49 @@ class NativeConnection:
             if frame_type == FrameType.CONNECT:
                 assert self.protocol_version is not None
                 return preamble(self.protocol_version) + data
+        return data
+
+    def send_deliver(
+        self,
+        subscription_ids: tuple[int, ...],
+        encoded_messages: list[bytes],
+        first_id: int | None = None,
+    ) -> bytes:
+        """The bytes of a DELIVER of messages already encoded with ``encode_message``.
+
+        The fan-out path of a server: a message going to many subscribers is encoded
+        once. The result is byte for byte what ``send(Deliver(...))`` gives for the
+        same messages, with the same checks of state, credit and the peer's frame
+        size limit (:class:`LocalProtocolError`); the messages are not re-validated.
+        """
+        if FrameType.DELIVER not in self._sendable:
+            raise self._unsendable(FrameType.DELIVER)
+        count = len(encoded_messages)
+        if not subscription_ids or not count:
+            raise LocalProtocolError(
+                "DELIVER: a delivery needs at least one subscription id and one message",
+                ErrorCode.MALFORMED_FRAME,
+            )
+        if first_id is not None and not 0 <= first_id <= MAX_ID - count + 1:
+            raise LocalProtocolError(
+                f"DELIVER: ids {first_id}..{first_id + count - 1} are outside 0..{MAX_ID}",
+                ErrorCode.MALFORMED_FRAME,
+            )
+        credit = self._credit
+        if credit is not None and count > credit:
+            raise LocalProtocolError(
+                f"DELIVER of {count} messages with credit for {credit}",
+                ErrorCode.CREDIT_EXCEEDED,
+            )
+        data = encode_deliver(subscription_ids, encoded_messages, first_id)
+        if len(data) > self._peer_max_frame_size:
+            raise LocalProtocolError(
+                f"DELIVER frame of {len(data)} bytes exceeds the peer's maximum of "
+                f"{self._peer_max_frame_size}",
+                ErrorCode.FRAME_TOO_LARGE,
+            )
+        if credit is not None:
+            self._credit = credit - count
         return data
 
     def _check_sendable(self, event: Event) -> None:

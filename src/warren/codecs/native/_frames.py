@@ -32,6 +32,7 @@ from ._events import (
     Error,
     Event,
     FrameType,
+    Message,
     Nack,
     Ping,
     Pong,
@@ -158,3 +159,52 @@ def encode_frame(event: Event) -> bytes:
     if body == _EMPTY_MAP:
         body = b""  # an empty body is the empty map: PING is six bytes
     return HEADER.pack(event.frame_type, 0, len(body)) + body
+
+
+# -- the fan-out path: DELIVER built from messages encoded once -----------------------
+# A message delivered to many subscribers is encoded once (encode_message) and its
+# bytes are spliced into each subscriber's DELIVER frame: the body is then exactly what
+# encoding a Deliver event would give (the tests compare), without re-encoding.
+
+_S_KEY: Final = b"\xa1s"  # fixstr "s"
+_M_KEY: Final = b"\xa1m"  # fixstr "m"
+_ID_KEY: Final = b"\xa2id"  # fixstr "id"
+
+
+def encode_message(message: Message) -> bytes:
+    """The MessagePack map of one message, as it appears in a PUBLISH or DELIVER batch."""
+    return _ENCODER.encode(message)
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count <= 0xFFFF:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def encode_deliver(
+    subscription_ids: tuple[int, ...], encoded: list[bytes], first_id: int | None
+) -> bytes:
+    """A whole DELIVER frame from pre-encoded messages (see :func:`encode_message`)."""
+    parts = [
+        b"\x83" if first_id is not None else b"\x82",
+        _S_KEY,
+        _ENCODER.encode(subscription_ids),
+        _M_KEY,
+        _array_header(len(encoded)),
+        *encoded,
+    ]
+    if first_id is not None:
+        parts += (_ID_KEY, _ENCODER.encode(first_id))
+    body = b"".join(parts)
+    return HEADER.pack(FrameType.DELIVER, 0, len(body)) + body
+
+
+def deliver_size_bound(id_count: int, encoded_bytes: int) -> int:
+    """An upper bound of the size of a DELIVER frame (header included) carrying
+    ``id_count`` subscription ids and messages of ``encoded_bytes`` in all."""
+    # header 6, map 1, keys 2 + 2 + 3, two array headers <= 5 each, first id <= 9,
+    # each id <= 5 bytes (uint32).
+    return 6 + 1 + 7 + 10 + 9 + 5 * id_count + encoded_bytes

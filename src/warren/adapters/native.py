@@ -1,0 +1,836 @@
+"""Native protocol server connections (docs/protocol.md), over TCP and WebSocket.
+
+One :class:`NativeConnection` per network connection; the WebSocket listener
+(:mod:`warren.adapters.native_ws`) hands it a transport of its own, so behaviour is
+identical on both. Like the MQTT adapter it is an ``asyncio.Protocol``:
+
+- the reader is ``data_received``: bytes go into the sans-I/O codec and each frame
+  is handled synchronously, in arrival order (no task per frame);
+- the writer is one flush per event-loop iteration. Deliveries are gathered into
+  DELIVER batches (consecutive messages for the same subscription ids share one
+  frame) and every frame produced in the iteration goes out in one write;
+- a message fanned out to many native subscribers is encoded once
+  (``Message.wire``) and spliced into each DELIVER (``send_deliver``);
+- flow control: with ``initial_credit`` the session sends only while credit is
+  left; otherwise, and while the transport is paused, deliveries wait in the
+  session's bounded queue, and a full queue applies the slow-consumer policy.
+
+This module is the only place where native messages are translated to and from
+:class:`warren.core.message.Message` (DESIGN.md, "Message properties across
+protocols"): every field has a core counterpart, except that expiry travels as
+time left (``ttl`` ms) where the core keeps a monotonic deadline.
+
+Client names share the VPN's client namespace with MQTT client ids. A name held by
+another native connection is taken over (the old one gets DISCONNECT
+SESSION_TAKEN_OVER: a client reconnecting after a network failure must not wait for
+the broker to notice the dead connection); a name held by another protocol's
+session is refused with CLIENT_NAME_IN_USE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+from warren.adapters.backpressure import Throttle
+from warren.codecs.native import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Ack,
+    Connect,
+    Connected,
+    Credit,
+    Disconnect,
+    Error,
+    ErrorCode,
+    Event,
+    Nack,
+    Ping,
+    Pong,
+    Publish,
+    Result,
+    Role,
+    Subscribe,
+    Unsubscribe,
+    deliver_size_bound,
+    encode_message,
+)
+from warren.codecs.native import (
+    Message as NativeMessage,
+)
+from warren.codecs.native import (
+    NativeConnection as NativeCodec,
+)
+from warren.core.acl import AclDecision
+from warren.core.inbox import inbox_filter, inbox_prefix
+from warren.core.message import Message
+from warren.core.router import NotAuthorized
+from warren.core.sessions import Session, Subscription
+from warren.core.topics import InvalidTopic, parse_native_filter, parse_shared_subscription
+from warren.core.vpn import Vpn
+from warren.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = ["NativeConnection", "NativeSettings", "from_native", "to_native"]
+
+log = logging.getLogger("warren.native")
+
+SHARE_MARKER: Final = "#share"
+INBOX_SLOT: Final = 0  # the core subscription identifier of the reply inbox
+_NAME_FORBIDDEN: Final = ("/", "\0", "+", "#", "*", ">")
+# Message.wire keys of this adapter's encoded forms (direct delivery, by retain flag).
+_WIRE_KEYS: Final = (("native", False), ("native", True))
+_LINGER_SECONDS: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSettings:
+    """Native listener settings (the server derives them from its configuration)."""
+
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    server_keepalive: int = 0  # 0: honour the client's; else the longest allowed
+    max_queued_messages: int = 1000
+    max_outbound_bytes: int = 8 * 1024 * 1024
+    slow_consumer: str = "queue"  # or "disconnect"
+    max_client_name_length: int = 128
+    connect_timeout: float = 10.0
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    """One distinct filter of a connection: one core subscription, several ids.
+
+    A shared subscription (``#share/g/f``) under several ids of one connection is
+    one member of the group for the broker (a session holds a filter once); the
+    connection then gives each message to one of those ids in turn.
+    """
+
+    identifier: int  # the core Subscription.identifier
+    subscription_ids: list[int] = field(default_factory=list)
+    shared: bool = False
+    turn: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    """Deliveries for the same subscription ids, to go out as one DELIVER."""
+
+    ids: tuple[int, ...]
+    messages: list[bytes]
+    size: int
+
+
+# --- translation between native messages and core.Message ------------------------
+
+
+def from_native(m: NativeMessage, now: float | None = None) -> Message:
+    """The core message for a message received in a PUBLISH."""
+    ttl = m.ttl_ms
+    expires_at = None
+    if ttl is not None:
+        expires_at = (time.monotonic() if now is None else now) + ttl / 1000
+    return Message(
+        m.topic,
+        m.payload,
+        m.qos,
+        m.retain,
+        content_type=m.content_type,
+        correlation_data=m.correlation_data,
+        response_topic=m.response_topic,
+        user_properties=m.user_properties,
+        payload_format_utf8=m.payload_format_utf8,
+        expires_at=expires_at,
+        priority=m.priority,
+        message_id=m.message_id,
+        sender_id=m.sender_id,
+    )
+
+
+def to_native(message: Message, retain: bool, ttl_ms: int | None) -> NativeMessage:
+    """The native message for a delivery; ``ttl_ms`` is the time left, if any.
+
+    ``q`` says how the message was published (persistent or not), as an AMQP
+    delivery mode would: a DELIVER without ``id`` is direct whatever it says.
+    """
+    return NativeMessage(
+        message.topic,
+        message.payload,
+        message.qos,
+        retain,
+        content_type=message.content_type,
+        correlation_data=message.correlation_data,
+        response_topic=message.response_topic,
+        user_properties=message.user_properties,
+        payload_format_utf8=message.payload_format_utf8,
+        ttl_ms=ttl_ms,
+        priority=message.priority,
+        message_id=message.message_id,
+        sender_id=message.sender_id,
+    )
+
+
+class NativeConnection(asyncio.Protocol):
+    """The server side of one native-protocol connection (see module docstring)."""
+
+    def __init__(
+        self,
+        vpns: Mapping[str, Vpn],
+        default_vpn: str,
+        settings: NativeSettings,
+        *,
+        transport_name: str = "tcp",
+        on_close: Callable[[NativeConnection], None] | None = None,
+    ) -> None:
+        self._vpns = vpns
+        self.vpn = vpns[default_vpn]  # until CONNECT names another
+        self.stats = self.vpn.stats
+        self.settings = settings
+        self.transport_name = transport_name
+        self._on_close = on_close
+        self._codec = NativeCodec(Role.SERVER, max_frame_size=settings.max_frame_size)
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_event_loop()
+        self._out: list[bytes] = []
+        self._batches: list[_Batch] = []
+        self._queued = 0  # messages in _batches (they use credit once sent)
+        self._flush_scheduled = False
+        self._paused = False
+        self._closing = False
+        self.connected = False  # CONNECTED sent
+        self.peer = "?"
+        self.client_name = ""
+        self.session: Session | None = None
+        self.keepalive = 0
+        self._last_rx = 0.0
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._connect_timer: asyncio.TimerHandle | None = None
+        self._slots: dict[str, _Slot] = {}  # filter text -> slot
+        self._slots_by_identifier: dict[int, _Slot] = {INBOX_SLOT: _Slot(INBOX_SLOT, [0])}
+        self._filters_by_id: dict[int, set[str]] = {}  # subscription id -> filter texts
+        self._ids_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._next_slot = INBOX_SLOT
+        self._queue_full_warned = 0.0
+        self._linger_handle: asyncio.TimerHandle | None = None
+        self._throttle = Throttle(self._loop, self._pause_reading, self._schedule_resume)
+        # What a throttle interrupted: messages of a PUBLISH not yet routed, then
+        # frames not yet handled. They go first once the congestion clears.
+        self._held_messages: deque[NativeMessage] = deque()
+        self._backlog: deque[Event] = deque()
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            Publish: self._on_publish,
+            Credit: self._on_credit,
+            Subscribe: self._on_subscribe,
+            Unsubscribe: self._on_unsubscribe,
+            Ping: self._on_ping,
+            Pong: self._on_pong,
+            Ack: self._on_settle,
+            Nack: self._on_settle,
+            Error: self._on_error,
+            Disconnect: self._on_disconnect,
+            Connect: self._on_connect,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<native.NativeConnection {self.client_name!r} from {self.peer} "
+            f"over {self.transport_name}>"
+        )
+
+    # --- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses; same interface.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        set_limits = getattr(transport, "set_write_buffer_limits", None)
+        if set_limits is not None:
+            set_limits(high=self.settings.max_outbound_bytes)
+        self._last_rx = self._loop.time()
+        self._connect_timer = self._loop.call_later(
+            self.settings.connect_timeout, self._connect_timeout
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        self._last_rx = self._loop.time()
+        stats = self.stats
+        stats.bytes_received += len(data)
+        try:
+            events = self._codec.receive(data)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc.reason_code, exc.message)
+            return
+        stats.messages_received += len(events)
+        if self._throttle.paused or self._backlog:  # throttled: keep arrival order
+            self._backlog.extend(events)
+            return
+        self._handle(events)
+
+    def _handle(self, events: list[Event]) -> None:
+        dispatch = self._dispatch
+        for index, event in enumerate(events):
+            dispatch[event.__class__](event)
+            if self._closing:
+                return
+            if self._throttle.paused:
+                # Throttled (a subscriber is congested): the rest waits, in order.
+                self._backlog.extend(events[index + 1 :])
+                return
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.session is not None and self.session.pending:
+            self.session.drain()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connected:
+            log.debug("native client %r (%s) disconnected%s", self.client_name, self.peer,
+                      f": {exc}" if exc else "")
+        self._closing = True
+        self._cancel_timers()
+        self._out.clear()
+        self._batches.clear()
+        self._held_messages.clear()
+        self._backlog.clear()
+        self._end_session()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    # --- output -------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _seal_batches(self) -> None:
+        """Encode the pending DELIVER batches into the output, in order."""
+        codec = self._codec
+        out = self._out
+        for batch in self._batches:
+            try:
+                out.append(codec.send_deliver(batch.ids, batch.messages))
+            except LocalProtocolError as exc:  # pragma: no cover - guarded by can_send
+                log.error("native client %r: DELIVER not sent: %s", self.client_name, exc)
+                self.stats.dropped += len(batch.messages)
+        self._batches.clear()
+        self._queued = 0
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._batches:
+            self._seal_batches()
+        out = self._out
+        if not out or self._transport is None:
+            out.clear()
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.stats.bytes_sent += len(data)
+        self._transport.write(data)
+
+    def _send(self, event: Event) -> None:
+        """Queue a control frame after everything produced before it."""
+        if self._batches:
+            self._seal_batches()
+        self.stats.messages_sent += 1
+        self._out.append(self._codec.send(event))
+        self._schedule_flush()
+
+    def _close(self, linger: bool = False) -> None:
+        """Flush what is queued, then close the transport.
+
+        With ``linger`` (closing on an error), our side is shut down for writing
+        first and the client's remaining input is read and discarded for up to
+        ``_LINGER_SECONDS``: closing with unread input would send a reset that can
+        destroy the ERROR explaining why, before the client reads it.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._cancel_timers()
+        self._flush()
+        transport = self._transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self._linger_handle = self._loop.call_later(_LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
+
+    def _send_error(self, code: int, text: str, *, close: bool, topic: str | None = None) -> None:
+        # LocalProtocolError: the connection already ended its sending side.
+        with contextlib.suppress(LocalProtocolError):
+            self._send(Error(code, text, close, topic))
+
+    def close_for_shutdown(self) -> None:
+        """Server shutdown: DISCONNECT SERVER_SHUTTING_DOWN, then close."""
+        if self.connected and not self._closing:
+            self._send(Disconnect(ErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down"))
+        self._close()
+
+    def take_over(self) -> None:
+        """A newer connection claims this client name."""
+        log.info("native client %r: taken over by a new connection; closing %s",
+                 self.client_name, self.peer)
+        if self.connected and not self._closing:
+            self._send(Disconnect(ErrorCode.SESSION_TAKEN_OVER,
+                                  "a newer connection with this client name replaced this one"))
+        self._end_session()
+        self._close()
+
+    # --- DeliverySink (called by the session) --------------------------------------
+
+    def can_send(self) -> bool:
+        if self._paused or self._closing:
+            return False
+        credit = self._codec.credit
+        return credit is None or credit > self._queued
+
+    def send_publish(
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        subscription_ids: tuple[int, ...],
+        packet_id: int,
+        dup: bool,
+    ) -> None:
+        ids = self._ids_cache.get(subscription_ids)
+        if ids is None:
+            ids = self._native_ids(subscription_ids)
+        encoded = self._encode(message, retain)
+        if encoded is None or not ids:
+            self.stats.dropped += 1  # expired on the way, or unsubscribed meanwhile
+            return
+        size = len(encoded)
+        limit = self._codec.peer_max_frame_size
+        batches = self._batches
+        batch = batches[-1] if batches else None
+        if (
+            batch is not None
+            and batch.ids == ids
+            and deliver_size_bound(len(ids), batch.size + size) <= limit
+        ):
+            batch.messages.append(encoded)
+            batch.size += size
+        elif deliver_size_bound(len(ids), size) > limit:
+            # Never send a frame larger than the client accepts: the message is
+            # dropped for this client (as MQTT does beyond Maximum Packet Size).
+            log.debug("native client %r: message of %d bytes to %r exceeds its frame limit "
+                      "of %d; dropped", self.client_name, size, message.topic, limit)
+            self.stats.dropped += 1
+            return
+        else:
+            batches.append(_Batch(ids, [encoded], size))
+        self._queued += 1
+        stats = self.stats
+        stats.publish_sent += 1
+        stats.messages_sent += 1
+        self._schedule_flush()
+
+    def send_release(self, packet_id: int) -> None:  # pragma: no cover - no QoS 2 here
+        raise NotImplementedError("the native protocol has no PUBREL")
+
+    def queue_full(self) -> None:
+        if self.settings.slow_consumer == "disconnect":
+            log.info(
+                "native client %r (%s) is not reading fast enough: its queue of %d messages "
+                "is full; disconnecting (slow_consumer = \"disconnect\")",
+                self.client_name, self.peer, self.settings.max_queued_messages,
+            )
+            self._send_error(ErrorCode.LIMIT_EXCEEDED,
+                             "message queue full: the client is not reading fast enough",
+                             close=True)
+            self._end_session()
+            self._close(linger=True)
+            return
+        now = self._loop.time()
+        if now - self._queue_full_warned > 10.0:
+            self._queue_full_warned = now
+            log.warning(
+                "native client %r (%s) is not reading fast enough (or grants no credit): "
+                "queue full, dropping new messages",
+                self.client_name, self.peer,
+            )
+
+    def _native_ids(self, slots: tuple[int, ...]) -> tuple[int, ...]:
+        """The native subscription ids of core subscription identifiers (cached,
+        unless a shared subscription takes turns among several ids)."""
+        by_identifier = self._slots_by_identifier
+        found: set[int] = set()
+        rotating = False
+        for identifier in slots:
+            slot = by_identifier.get(identifier)
+            if slot is None:
+                continue
+            ids = slot.subscription_ids
+            if slot.shared and len(ids) > 1:
+                rotating = True
+                found.add(ids[slot.turn % len(ids)])
+                slot.turn += 1
+            else:
+                found.update(ids)
+        result = tuple(sorted(found))
+        if not rotating:
+            self._ids_cache[slots] = result
+        return result
+
+    def _encode(self, message: Message, retain: bool) -> bytes | None:
+        """The message's DELIVER form: cached on the message unless it expires."""
+        wire = message.wire
+        if wire is None:
+            wire = message.wire = {}
+        if message.expires_at is None:
+            key = _WIRE_KEYS[retain]
+            data: bytes | None = wire.get(key)
+            if data is None:
+                data = wire[key] = encode_message(to_native(message, retain, None))
+            return data
+        left = message.expires_at - time.monotonic()
+        if left <= 0:
+            return None
+        return encode_message(to_native(message, retain, max(1, int(left * 1000))))
+
+    # --- errors and closing ---------------------------------------------------------
+
+    def _protocol_error(self, code: int, text: str) -> None:
+        """The client broke the protocol: ERROR with the code, then close."""
+        self.stats.protocol_errors += 1
+        if not self.connected:
+            self.stats.connections_refused += 1
+        log.info("closing native %s connection from %s (client %r): %s [code %d]",
+                 self.transport_name, self.peer, self.client_name or "-", text, code)
+        self._send_error(code, text, close=True)
+        self._end_session()  # at once: nothing is delivered to a closing connection
+        self._close(linger=True)
+
+    def _refuse(self, code: ErrorCode, text: str) -> None:
+        """Answer CONNECT with a refusal (an ERROR, which always closes)."""
+        self.stats.connections_refused += 1
+        log.info("refused native connection from %s: %s", self.peer, text)
+        self._send_error(code, text, close=True)
+        self._close(linger=True)
+
+    def _connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.connected and not self._closing:
+            log.info("closing native connection from %s: no CONNECT within %.0f s",
+                     self.peer, self.settings.connect_timeout)
+            self._close()
+
+    def _cancel_timers(self) -> None:
+        if self._linger_handle is not None:
+            self._linger_handle.cancel()
+            self._linger_handle = None
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
+        self._throttle.cancel()
+
+    # --- backpressure on publishers (the router's congestion signal) -----------------
+
+    def _pause_reading(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+
+    def _schedule_resume(self) -> None:
+        # Waiters are woken from inside a session's drain: carry on from a fresh
+        # loop iteration, not from the middle of someone else's delivery.
+        if not self._closing:
+            self._loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        """Route what the throttle held back, then read again (unless throttled anew)."""
+        if self._closing or self._throttle.paused:
+            return
+        if self._held_messages:
+            self._route(self._held_messages)
+            if self._throttle.paused or self._closing:
+                return
+        backlog = self._backlog
+        while backlog and not self._throttle.paused and not self._closing:
+            event = backlog.popleft()
+            self._dispatch[event.__class__](event)
+        if not self._throttle.paused and not self._closing and self._transport is not None:
+            self._transport.resume_reading()
+
+    def _check_keepalive(self) -> None:
+        self._keepalive_handle = None
+        if self._closing:
+            return
+        # docs/protocol.md, "Keepalive": nothing for 1.5 x the period closes.
+        limit = self.keepalive * 1.5
+        idle = self._loop.time() - self._last_rx
+        if idle >= limit:
+            log.info("native client %r (%s) silent for %.1f s (keepalive %d s): closing",
+                     self.client_name, self.peer, idle, self.keepalive)
+            self._send_error(ErrorCode.KEEPALIVE_TIMEOUT,
+                             f"nothing received for {idle:.1f} s (keepalive {self.keepalive} s)",
+                             close=True)
+            self._end_session()
+            self._close(linger=True)
+            return
+        self._keepalive_handle = self._loop.call_later(limit - idle, self._check_keepalive)
+
+    def _end_session(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.session = None
+        if self.connected:
+            self.stats.clients_connected -= 1
+        if session.sink is self:
+            session.detach()
+        # Native sessions are not persistent: subscriptions and the inbox go too.
+        self.vpn.end_session(session)
+
+    # --- frame handlers -----------------------------------------------------------
+
+    def _on_connect(self, event: Connect) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        vpn_name = event.vpn
+        vpn = self.vpn if vpn_name is None else self._vpns.get(vpn_name)
+        if vpn is None:
+            self._refuse(ErrorCode.UNKNOWN_VPN, f"VPN {vpn_name!r} does not exist on this broker")
+            return
+        self.vpn = vpn
+        # Authentication is not implemented yet: every VPN admits any username and
+        # password (the server says so in its start-up log).
+        name = event.client_name
+        if name is None:
+            name = "warren-" + uuid.uuid4().hex[:16]
+        else:
+            problem = self._name_problem(name)
+            if problem is not None:
+                self._refuse(ErrorCode.INVALID_CLIENT_NAME, problem)
+                return
+        existing = vpn.find_session(name)
+        if existing is not None:
+            holder = existing.sink
+            if isinstance(holder, NativeConnection) and holder is not self:
+                holder.take_over()
+            else:
+                self._refuse(
+                    ErrorCode.CLIENT_NAME_IN_USE,
+                    f"client name {name!r} is in use in VPN {vpn.name!r} by another "
+                    "protocol's session",
+                )
+                return
+        self.client_name = name
+        session = Session(
+            name,
+            vpn,
+            username=event.username,
+            max_queued=self.settings.max_queued_messages,
+            queue_qos0=False,
+        )
+        vpn.add_session(session)
+        self.session = session
+        prefix = inbox_prefix(name)
+        # The reply inbox: delivered with subscription id 0, without SUBSCRIBE. Added
+        # directly: Router.check_subscribe refuses inbox filters to everyone else.
+        vpn.router.add(Subscription(session, prefix + ">", inbox_filter(name),
+                                    identifier=INBOX_SLOT))
+        keepalive = event.keepalive
+        server_max = self.settings.server_keepalive
+        if server_max and (keepalive == 0 or keepalive > server_max):
+            keepalive = server_max
+        self.keepalive = keepalive
+        self._send(Connected(
+            session_id=uuid.uuid4().hex,
+            client_name=name,
+            inbox_prefix=prefix,
+            max_frame_size=self.settings.max_frame_size,
+            keepalive=keepalive,
+            capabilities=(),  # 'guaranteed' is not offered yet
+        ))
+        self.connected = True
+        self.stats.client_connected()
+        log.debug("native client %r connected from %s over %s to VPN %r (keepalive %d s)",
+                  name, self.peer, self.transport_name, vpn.name, keepalive)
+        if keepalive:
+            self._keepalive_handle = self._loop.call_later(keepalive * 1.5,
+                                                           self._check_keepalive)
+        session.attach(self)
+
+    def _name_problem(self, name: str) -> str | None:
+        limit = self.settings.max_client_name_length
+        if len(name) > limit:
+            return f"client name is {len(name)} characters; the limit is {limit}"
+        for char in _NAME_FORBIDDEN:
+            if char in name:
+                return f"client name {name!r} must not contain {char!r}"
+        return None
+
+    def _on_publish(self, event: Publish) -> None:
+        session = self.session
+        assert session is not None
+        if event.first_id is not None:
+            last = event.first_id + len(event.messages) - 1
+            self._send(Nack(((event.first_id, last),), ErrorCode.NOT_SUPPORTED,
+                            "persistent publishing needs the 'guaranteed' capability, "
+                            "which this server does not offer yet"))
+            return
+        self._route(deque(event.messages))
+
+    def _route(self, messages: deque[NativeMessage]) -> None:
+        """Publish messages in order; a congested subscriber stops the rest (they
+        are held until it drains, see _throttle)."""
+        session = self.session
+        assert session is not None
+        router = self.vpn.router
+        acl_open = router.acl.is_open
+        now = time.monotonic()
+        while messages:
+            m = messages.popleft()
+            topic = m.topic
+            if "\0" in topic:
+                self._send_error(ErrorCode.INVALID_TOPIC, "a topic must not contain U+0000",
+                                 close=False, topic=topic)
+                continue
+            try:
+                if topic.startswith("$SYS"):
+                    raise NotAuthorized(f"$SYS topics are written by the broker only: {topic!r}")
+                if not acl_open:
+                    router.check_publish(session.username, topic)
+            except NotAuthorized as exc:
+                log.debug("native client %r: %s", self.client_name, exc)
+                self._send_error(ErrorCode.NOT_AUTHORIZED, str(exc), close=False, topic=topic)
+                continue
+            router.publish(from_native(m, now), session)
+            if router.congested is not None:
+                self._throttle.engage(router.congested, self.session)
+                if self._throttle.paused:
+                    if messages is not self._held_messages:
+                        self._held_messages.extend(messages)
+                    return
+
+    def _on_credit(self, event: Credit) -> None:
+        # The codec has added the credit; deliveries that waited can go.
+        session = self.session
+        if session is not None and session.pending:
+            session.drain()
+
+    def _result(self, request_id: int, code: int = 0, text: str = "") -> None:
+        self._send(Result(request_id, code, text))
+
+    def _on_subscribe(self, event: Subscribe) -> None:
+        session = self.session
+        assert session is not None
+        text = event.filter
+        try:
+            group: str | None = None
+            filter_text = text
+            shared = parse_shared_subscription(text, SHARE_MARKER)
+            if shared is not None:
+                group, filter_text = shared
+            topic_filter = parse_native_filter(filter_text)
+        except InvalidTopic as exc:
+            self._result(event.request_id, ErrorCode.INVALID_FILTER, str(exc))
+            return
+        router = self.vpn.router
+        decision = router.check_subscribe(session.username, topic_filter)
+        if decision is AclDecision.DENY:
+            log.debug("native client %r: not authorized to subscribe to %r",
+                      self.client_name, text)
+            self._result(event.request_id, ErrorCode.NOT_AUTHORIZED,
+                         f"not authorized to subscribe to {text!r}")
+            return
+        slot = self._slots.get(text)
+        if slot is None:
+            self._next_slot += 1
+            slot = _Slot(self._next_slot, shared=group is not None)
+            router.add(Subscription(
+                session,
+                text,
+                topic_filter,
+                qos=0,
+                identifier=slot.identifier,
+                share_group=group,
+                filtered=decision is AclDecision.FILTERED,
+            ))
+            self._slots[text] = slot
+            self._slots_by_identifier[slot.identifier] = slot
+        sub_id = event.subscription_id
+        if sub_id not in slot.subscription_ids:
+            slot.subscription_ids.append(sub_id)
+            self._filters_by_id.setdefault(sub_id, set()).add(text)
+            self._ids_cache.clear()
+        self._result(event.request_id)
+        if group is None:
+            # Retained messages follow the RESULT, flagged retained (as in MQTT).
+            acl = router.acl
+            ids = (slot.identifier,)
+            for message in router.retained_for(topic_filter):
+                if decision is AclDecision.FILTERED and not acl.can_read(
+                    session.username, message.topic
+                ):
+                    continue
+                session.deliver(message, 0, True, ids)
+
+    def _on_unsubscribe(self, event: Unsubscribe) -> None:
+        session = self.session
+        assert session is not None
+        sub_id = event.subscription_id
+        texts = self._filters_by_id.get(sub_id)
+        if not texts or (event.filter is not None and event.filter not in texts):
+            what = f"filter {event.filter!r} of " if event.filter is not None else ""
+            self._result(event.request_id, ErrorCode.UNKNOWN_SUBSCRIPTION,
+                         f"no {what}subscription {sub_id}")
+            return
+        targets = list(texts) if event.filter is None else [event.filter]
+        router = self.vpn.router
+        for text in targets:
+            texts.discard(text)
+            slot = self._slots[text]
+            slot.subscription_ids.remove(sub_id)
+            if not slot.subscription_ids:
+                router.remove(session, text)
+                del self._slots[text]
+                del self._slots_by_identifier[slot.identifier]
+        if not texts:
+            del self._filters_by_id[sub_id]
+        self._ids_cache.clear()
+        self._result(event.request_id)
+
+    def _on_ping(self, event: Ping) -> None:
+        self._send(Pong())
+
+    def _on_pong(self, event: Pong) -> None:
+        pass  # arrival alone counts for the keepalive
+
+    def _on_settle(self, event: Ack | Nack) -> None:
+        # Only guaranteed deliveries are settled, and 'guaranteed' was not granted.
+        self._protocol_error(ErrorCode.PROTOCOL_ERROR,
+                             f"{event.frame_type.name} without the 'guaranteed' capability")
+
+    def _on_error(self, event: Error) -> None:
+        log.info("native client %r (%s) reported error %d: %s", self.client_name, self.peer,
+                 event.code, event.text)
+        if event.close:
+            self._close()
+
+    def _on_disconnect(self, event: Disconnect) -> None:
+        if event.code:
+            log.info("native client %r (%s) disconnected with code %d: %s",
+                     self.client_name, self.peer, event.code, event.text)
+        self._end_session()
+        self._close()

@@ -1,0 +1,1 @@
+"""Configuration (module path of ``solace.messaging.config``)."""

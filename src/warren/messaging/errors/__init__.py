@@ -1,0 +1,1 @@
+"""Errors (module path of ``solace.messaging.errors``)."""

@@ -1,0 +1,1 @@
+"""Publishers (module path of ``solace.messaging.publisher``)."""

@@ -1,0 +1,1 @@
+"""Receivers (module path of ``solace.messaging.receiver``)."""

@@ -1,0 +1,1 @@
+"""Destinations (module path of ``solace.messaging.resources``)."""

@@ -1,0 +1,5 @@
+"""``TopicSubscription`` (module path of ``solace.messaging.resources.topic_subscription``)."""
+
+from warren.messaging._resources import TopicSubscription
+
+__all__ = ["TopicSubscription"]

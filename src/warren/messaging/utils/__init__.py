@@ -1,0 +1,1 @@
+"""Utilities (module path of ``solace.messaging.utils``)."""
