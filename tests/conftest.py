@@ -45,6 +45,7 @@ BASE_CONFIG: dict[str, Any] = {
         {"protocol": "mqtt-ws", "host": HOST, "port": 0, "path": WS_PATH},
         {"protocol": "native", "host": HOST, "port": 0},
         {"protocol": "native-ws", "host": HOST, "port": 0},
+        {"protocol": "amqp", "host": HOST, "port": 0},
     ],
 }
 

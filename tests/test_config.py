@@ -21,7 +21,9 @@ def write(tmp_path: Path, text: str, name: str = "warren.toml") -> Path:
 
 def test_defaults_without_a_file() -> None:
     config = load_config(None)
-    assert [(li.protocol, li.port) for li in config.listener] == [("mqtt", 1883), ("mqtt-ws", 8000)]
+    assert [(li.protocol, li.port) for li in config.listener] == [
+        ("mqtt", 1883), ("mqtt-ws", 8000), ("native", 55555), ("amqp", 5672)
+    ]
     assert config.listener[1].path == "/mqtt"
     assert config.server.data_dir == Path("./warren-data")
     assert list(config.vpn) == ["default"]

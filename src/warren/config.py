@@ -48,7 +48,7 @@ class ServerConfig(_Strict):
 
 
 class ListenerConfig(_Strict):
-    protocol: Literal["mqtt", "mqtt-ws"]
+    protocol: Literal["mqtt", "mqtt-ws", "native", "native-ws", "amqp"]
     host: str = "0.0.0.0"
     port: int = Field(ge=0, le=65535)
     path: str = "/mqtt"
@@ -121,6 +121,8 @@ def _default_listeners() -> list[ListenerConfig]:
     return [
         ListenerConfig(protocol="mqtt", port=1883),
         ListenerConfig(protocol="mqtt-ws", port=8000, path="/mqtt"),
+        ListenerConfig(protocol="native", port=55555),
+        ListenerConfig(protocol="amqp", port=5672),
     ]
 
 
@@ -182,8 +184,8 @@ def _load_model(model: type[M], path: Path, **extra: Any) -> M:
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> WarrenConfig:
     """Load ``path`` (or defaults), then apply ``overrides``.
 
-    ``overrides`` keys: ``host``, ``mqtt_port``, ``ws_port``, ``data_dir``,
-    ``log_level`` (from flags or the environment; None values are ignored).
+    ``overrides`` keys: ``host``, ``mqtt_port``, ``ws_port``, ``native_port``, ``amqp_port``,
+    ``data_dir``, ``log_level`` (from flags or the environment; None values are ignored).
     """
     if path is not None:
         config = _load_model(WarrenConfig, path, base_dir=path.parent)
@@ -206,5 +208,9 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> W
             update["port"] = int(overrides["mqtt_port"])
         if listener.protocol == "mqtt-ws" and "ws_port" in overrides:
             update["port"] = int(overrides["ws_port"])
+        if listener.protocol == "native" and "native_port" in overrides:
+            update["port"] = int(overrides["native_port"])
+        if listener.protocol == "amqp" and "amqp_port" in overrides:
+            update["port"] = int(overrides["amqp_port"])
         listeners.append(listener.model_copy(update=update))
     return config.model_copy(update={"server": server, "listener": listeners})

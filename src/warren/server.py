@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from warren import __version__
+from warren.adapters.amqp import AMQPConnection, AmqpSettings
 from warren.adapters.mqtt import MQTTConnection, MqttSettings
+from warren.adapters.native import NativeConnection, NativeSettings
+from warren.adapters.native_ws import serve_native_over_websocket
 from warren.adapters.ws import serve_mqtt_over_websocket
 from warren.config import ListenerConfig, WarrenConfig
 from warren.core.acl import AccessControl
@@ -39,7 +42,7 @@ class BoundListener:
     path: str | None = None
 
     def url(self) -> str:
-        scheme = "mqtt" if self.protocol == "mqtt" else "ws"
+        scheme = {"mqtt": "mqtt", "native": "tcp", "amqp": "amqp"}.get(self.protocol, "ws")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}{self.path or ''}"
 
@@ -72,7 +75,14 @@ class Broker:
             max_client_id_length=m.max_client_id_length,
             acl_refusal_code=0x87 if m.acl_refusal == "not-authorized" else 0x80,
         )
-        self.connections: set[MQTTConnection] = set()
+        self.native_settings = NativeSettings(
+            server_keepalive=m.server_keep_alive,
+            max_queued_messages=m.max_queued_messages,
+            max_outbound_bytes=m.max_outbound_bytes,
+            slow_consumer=m.slow_consumer,
+            max_client_name_length=m.max_client_id_length,
+        )
+        self.connections: set[MQTTConnection | NativeConnection | AMQPConnection] = set()
         self.listeners: list[BoundListener] = []
         self._servers: list[Any] = []
         self._sys_task: asyncio.Task[None] | None = None
@@ -90,6 +100,10 @@ class Broker:
         return self.listeners
 
     async def _start_listener(self, listener: ListenerConfig) -> BoundListener:
+        if listener.protocol in ("native", "native-ws"):
+            return await self._start_native_listener(listener)
+        if listener.protocol == "amqp":
+            return await self._start_amqp_listener(listener)
         vpn = self.vpns[listener.vpn]
         settings = self.mqtt_settings
         if listener.protocol == "mqtt":
@@ -135,6 +149,78 @@ class Broker:
         self._servers.append(ws_server)
         port = next(iter(ws_server.sockets)).getsockname()[1]
         return BoundListener("mqtt-ws", listener.host, port, listener.path)
+
+    async def _start_native_listener(self, listener: ListenerConfig) -> BoundListener:
+        """A native protocol listener, over TCP or WebSocket (adapters/native*.py)."""
+        settings = self.native_settings
+        transport_name = "tcp" if listener.protocol == "native" else "websocket"
+
+        def factory() -> NativeConnection:
+            connection = NativeConnection(
+                self.vpns, listener.vpn, settings, transport_name=transport_name,
+                on_close=self.connections.discard,
+            )
+            self.connections.add(connection)
+            return connection
+
+        try:
+            if listener.protocol == "native":
+                loop = asyncio.get_running_loop()
+                server = await loop.create_server(
+                    factory, listener.host, listener.port, reuse_address=True, backlog=1024
+                )
+                self._servers.append(server)
+                for s in server.sockets:
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                port = server.sockets[0].getsockname()[1]
+                return BoundListener("native", listener.host, port)
+            # Any request path is served unless the listener names one.
+            path = listener.path if "path" in listener.model_fields_set else None
+            ws_server = await serve_native_over_websocket(
+                listener.host,
+                listener.port,
+                path,
+                factory,
+                max_message_size=settings.max_frame_size + 1024,
+                high_water=settings.max_outbound_bytes,
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot listen for {_describe(listener.protocol)} on "
+                f"{listener.host}:{listener.port}: {exc.strerror}. Is another broker running? "
+                "Pick another port with --native-port or [[listener]] port",
+            ) from exc
+        self._servers.append(ws_server)
+        port = next(iter(ws_server.sockets)).getsockname()[1]
+        return BoundListener("native-ws", listener.host, port, path)
+
+    async def _start_amqp_listener(self, listener: ListenerConfig) -> BoundListener:
+        """An AMQP 0-9-1 listener (adapters/amqp.py); vhost '/' is the listener's VPN."""
+        settings = AmqpSettings(max_outbound_bytes=self.config.mqtt.max_outbound_bytes)
+
+        def factory() -> AMQPConnection:
+            connection = AMQPConnection(
+                self.vpns, listener.vpn, settings, on_close=self.connections.discard
+            )
+            self.connections.add(connection)
+            return connection
+
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                factory, listener.host, listener.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"cannot listen for AMQP on {listener.host}:{listener.port}: {exc.strerror}. "
+                "Is RabbitMQ running? Pick another port with --amqp-port or [[listener]] port",
+            ) from exc
+        self._servers.append(server)
+        for s in server.sockets:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return BoundListener("amqp", listener.host, server.sockets[0].getsockname()[1])
 
     def _track(self, connection: MQTTConnection) -> MQTTConnection:
         self.connections.add(connection)
@@ -213,7 +299,13 @@ class Broker:
 
 
 def _describe(protocol: str) -> str:
-    return {"mqtt": "MQTT", "mqtt-ws": "MQTT over WebSocket"}.get(protocol, protocol)
+    return {
+        "mqtt": "MQTT",
+        "mqtt-ws": "MQTT over WebSocket",
+        "native": "the native protocol",
+        "native-ws": "the native protocol over WebSocket",
+        "amqp": "AMQP 0-9-1",
+    }.get(protocol, protocol)
 
 
 def write_ready_file(path: Path, listeners: list[BoundListener]) -> None:

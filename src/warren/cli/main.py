@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from warren import __version__
+from warren.cli.bench import bench
+from warren.cli.pubsub import pub, sub
 from warren.errors import ConfigError
 
 __all__ = ["cli", "main"]
@@ -16,7 +18,8 @@ __all__ = ["cli", "main"]
 _SERVE_EPILOG = """\
 \b
 Examples:
-  warren serve                          MQTT on :1883, MQTT/WebSocket on :8000/mqtt
+  warren serve                          MQTT on :1883, MQTT/WebSocket on :8000/mqtt,
+                                        the native protocol on :55555
   warren serve --host 127.0.0.1         only local clients
   warren serve --config warren.toml     everything from a file
   WARREN_MQTT_PORT=1884 warren serve    environment overrides the file
@@ -29,10 +32,11 @@ Configuration file (TOML); every key is optional:
   sys_interval = 10             # seconds between $SYS/broker/... updates; 0 = off
 
   [[listener]]
-  protocol = "mqtt"             # "mqtt" (TCP) or "mqtt-ws" (WebSocket)
+  protocol = "mqtt"             # "mqtt" (TCP), "mqtt-ws" (WebSocket), "native" (TCP)
+                                # or "native-ws" (native protocol over WebSocket)
   host = "0.0.0.0"
   port = 1883
-  # path = "/mqtt"              # mqtt-ws only
+  # path = "/mqtt"              # mqtt-ws (and native-ws: any path unless set)
 
   [mqtt]
   max_packet_size = 1048576     # larger packets: DISCONNECT 0x95
@@ -80,26 +84,57 @@ def cli() -> None:
 
 @cli.command(epilog=_SERVE_EPILOG)
 @click.option(
-    "--config", "-c", "config_path",
+    "--config",
+    "-c",
+    "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="WARREN_CONFIG",
     help="TOML configuration file (format below).",
 )
 @click.option("--host", envvar="WARREN_HOST", help="Address every listener binds to.")
-@click.option("--mqtt-port", type=click.IntRange(0, 65535), envvar="WARREN_MQTT_PORT",
-              help="MQTT over TCP port (default 1883; 0 = any free port).")
-@click.option("--ws-port", type=click.IntRange(0, 65535), envvar="WARREN_WS_PORT",
-              help="MQTT over WebSocket port (default 8000; 0 = any free port).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="WARREN_DATA_DIR", help="Where state is kept (default ./warren-data).")
-@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the pid and bound ports as JSON here once listening.")
+@click.option(
+    "--mqtt-port",
+    type=click.IntRange(0, 65535),
+    envvar="WARREN_MQTT_PORT",
+    help="MQTT over TCP port (default 1883; 0 = any free port).",
+)
+@click.option(
+    "--ws-port",
+    type=click.IntRange(0, 65535),
+    envvar="WARREN_WS_PORT",
+    help="MQTT over WebSocket port (default 8000; 0 = any free port).",
+)
+@click.option(
+    "--native-port",
+    type=click.IntRange(0, 65535),
+    envvar="WARREN_NATIVE_PORT",
+    help="Native protocol (TCP) port (default 55555; 0 = any free port).",
+)
+@click.option(
+    "--amqp-port",
+    type=click.IntRange(0, 65535),
+    envvar="WARREN_AMQP_PORT",
+    help="AMQP 0-9-1 port (default 5672; 0 = any free port).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="WARREN_DATA_DIR",
+    help="Where state is kept (default ./warren-data).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the pid and bound ports as JSON here once listening.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def serve(
     config_path: Path | None,
     host: str | None,
     mqtt_port: int | None,
     ws_port: int | None,
+    native_port: int | None,
+    amqp_port: int | None,
     data_dir: Path | None,
     ready_file: Path | None,
     verbose: bool,
@@ -115,6 +150,8 @@ def serve(
                 "host": host,
                 "mqtt_port": mqtt_port,
                 "ws_port": ws_port,
+                "native_port": native_port,
+                "amqp_port": amqp_port,
                 "data_dir": data_dir,
                 "log_level": "debug" if verbose else None,
             },
@@ -128,17 +165,9 @@ def serve(
         raise click.ClickException(str(exc.strerror or exc)) from exc
 
 
-def _register_optional_commands() -> None:
-    from warren.cli.pubsub import pub, sub
-
-    cli.add_command(pub)
-    cli.add_command(sub)
-
-
-try:
-    _register_optional_commands()
-except ImportError as exc:  # pragma: no cover - only while a module is being written
-    logging.getLogger("warren.cli").debug("pub/sub unavailable: %s", exc)
+cli.add_command(pub)
+cli.add_command(sub)
+cli.add_command(bench)
 
 
 def main() -> None:
