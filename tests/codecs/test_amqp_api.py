@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from amqp_support import HEADER, new_client, new_server, pair_for, tuned_pair
+from amqp_codec_support import HEADER, new_client, new_server, pair_for, tuned_pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ import pika.data
 import pika.frame
 import pika.spec
 import pytest
-from amqp_support import (
+from amqp_codec_support import (
     FRAME_MAX,
     HEADER,
     SENT_BY,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from amqp_support import field_values, new_server, properties, tables, typed
+from amqp_codec_support import field_values, new_server, properties, tables, typed
 from hypothesis import given, settings
 
 from warren.codecs.amqp import (

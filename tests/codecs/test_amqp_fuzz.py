@@ -10,7 +10,7 @@ import contextlib
 import struct
 from collections.abc import Callable
 
-from amqp_support import HEADER, events_from, new_client, new_server, pair_for
+from amqp_codec_support import HEADER, events_from, new_client, new_server, pair_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from amqp_support import HEADER, new_client, new_server, tuned_pair
+from amqp_codec_support import HEADER, new_client, new_server, tuned_pair
 
 from warren.codecs.amqp import (
     PROTOCOL_HEADER,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from random import Random
 
 import pytest
-from amqp_support import (
+from amqp_codec_support import (
     FEEDERS,
     HEADER,
     SENT_BY,
