@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything Warren's tests need on a fresh Debian machine, then run them.
-#   Debian packages: mosquitto-clients (mosquitto_pub/sub as real peers) and
-#                    mosquitto (a reference broker for the CLI tests and benchmarks)
+#   Debian packages: mosquitto-clients (mosquitto_pub/sub as real peers),
+#                    mosquitto (a reference broker for the CLI tests and benchmarks) and
+#                    chromium (headless, runs the conf42 example page in tests/examples)
 #   Python packages: warren itself plus its [test] extra (pytest, hypothesis,
 #                    paho-mqtt, aiomqtt, mypy, ruff)
 #   npm packages:    MQTT.js (tests/js, from its lockfile)
@@ -13,6 +14,7 @@ need_apt=()
 command -v mosquitto_pub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
