@@ -28,6 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "AclRuleConfig",
+    "AmqpConfig",
     "ListenerConfig",
     "MqttConfig",
     "ServerConfig",
@@ -82,6 +83,34 @@ class MqttConfig(_Strict):
     acl_refusal: Literal["not-authorized", "unspecified"] = "not-authorized"
 
 
+class AmqpConfig(_Strict):
+    """``[amqp]``: AMQP 0-9-1 listeners' tuning and the memory alarm (docs/amqp.md)."""
+
+    heartbeat: int = Field(60, ge=0, le=65535, description="seconds offered in connection.tune")
+    # Ready message bytes in all queues of all VPNs above which AMQP publishers get
+    # connection.blocked and are no longer read, until the bytes fall to the low
+    # watermark (RabbitMQ's memory alarm). 0 = never block.
+    high_watermark_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    low_watermark_bytes: int | None = Field(
+        None, ge=0, description="default: half the high watermark"
+    )
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> AmqpConfig:
+        low = self.low_watermark_bytes
+        if low is not None and low > self.high_watermark_bytes:
+            raise ValueError(
+                f"low_watermark_bytes ({low}) must not be above high_watermark_bytes "
+                f"({self.high_watermark_bytes})"
+            )
+        return self
+
+    @property
+    def low_watermark(self) -> int:
+        low = self.low_watermark_bytes
+        return self.high_watermark_bytes // 2 if low is None else low
+
+
 class AclRuleConfig(_Strict):
     action: Literal["allow", "deny"]
     operation: Literal["publish", "subscribe", "all"] = "all"
@@ -130,6 +159,7 @@ class WarrenConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     listener: list[ListenerConfig] = Field(default_factory=_default_listeners)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    amqp: AmqpConfig = Field(default_factory=AmqpConfig)
     vpn: dict[str, VpnConfig] = Field(default_factory=lambda: {"default": VpnConfig()})
 
     # Where relative paths in the file are resolved from (not a TOML key).

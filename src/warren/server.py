@@ -28,6 +28,7 @@ from warren.core.acl import AccessControl
 from warren.core.message import Message
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
+from warren.core.watermark import MemoryWatermark
 
 __all__ = ["BoundListener", "Broker", "run"]
 
@@ -58,9 +59,13 @@ class Broker:
         self.config = config
         self.stats = BrokerStats()
         self.vpns: dict[str, Vpn] = {}
+        # Queued bytes of every VPN against the memory alarm's watermarks ([amqp]).
+        self.memory = MemoryWatermark(config.amqp.high_watermark_bytes,
+                                      config.amqp.low_watermark)
         for name, vpn_config in config.vpn.items():
             acl = AccessControl(config.acl_rules(name), vpn_config.acl_default == "allow")
             self.vpns[name] = Vpn(name, self.stats, acl)
+            self.vpns[name].queues.memory = self.memory
         m = config.mqtt
         self.mqtt_settings = MqttSettings(
             max_packet_size=m.max_packet_size,
@@ -197,11 +202,13 @@ class Broker:
 
     async def _start_amqp_listener(self, listener: ListenerConfig) -> BoundListener:
         """An AMQP 0-9-1 listener (adapters/amqp.py); vhost '/' is the listener's VPN."""
-        settings = AmqpSettings(max_outbound_bytes=self.config.mqtt.max_outbound_bytes)
+        settings = AmqpSettings(max_outbound_bytes=self.config.mqtt.max_outbound_bytes,
+                                heartbeat=self.config.amqp.heartbeat)
 
         def factory() -> AMQPConnection:
             connection = AMQPConnection(
-                self.vpns, listener.vpn, settings, on_close=self.connections.discard
+                self.vpns, listener.vpn, settings, on_close=self.connections.discard,
+                memory=self.memory,
             )
             self.connections.add(connection)
             return connection

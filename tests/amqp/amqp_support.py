@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -25,3 +26,12 @@ def receive(channel: Any, queue: str, count: int = 1, *, auto_ack: bool = False)
             break
     channel.cancel()
     return got
+
+
+def amqp_port_of(broker: Any) -> int:
+    """The AMQP listener's port, from the broker's ready file."""
+    info = json.loads((broker.workdir / "ready.json").read_text())
+    for listener in info["listeners"]:
+        if listener["protocol"] == "amqp":
+            return int(listener["port"])
+    pytest.fail(f"the broker has no amqp listener: {info}", pytrace=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +15,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "broker"))
 
-from amqp_support import WAIT
+from amqp_support import WAIT, amqp_port_of
 from mqtt_peers import Peers
+
+from warren.messaging import MessagingService
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,15 +28,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "timeout"
         ):
             item.add_marker(pytest.mark.timeout(60))
-
-
-def amqp_port_of(broker: Any) -> int:
-    """The AMQP listener's port, from the broker's ready file."""
-    info = json.loads((broker.workdir / "ready.json").read_text())
-    for listener in info["listeners"]:
-        if listener["protocol"] == "amqp":
-            return int(listener["port"])
-    pytest.fail(f"the broker has no amqp listener: {info}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +61,26 @@ def connect(broker: Any, amqp_port: int) -> Iterator[Callable[..., pika.Blocking
         if conn.is_open:
             conn.close()
 
+
+@pytest.fixture
+def native(broker: Any) -> Iterator[Callable[[], MessagingService]]:
+    """``native()``: a connected warren.messaging service (threaded), disconnected at teardown."""
+    made: list[MessagingService] = []
+
+    def make() -> MessagingService:
+        service = MessagingService.builder().from_properties({
+            "solace.messaging.transport.host": f"tcp://{broker.host}:{broker.native_port}",
+            "solace.messaging.service.vpn-name": "default",
+            "solace.messaging.authentication.scheme.basic.username": "tester",
+            "solace.messaging.authentication.scheme.basic.password": "secret",
+        }).build()
+        made.append(service)
+        service.connect()
+        return service
+
+    yield make
+    for service in made:
+        service.disconnect()
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ One :class:`AMQPConnection` per network connection, an ``asyncio.Protocol`` buil
 like the MQTT adapter: ``data_received`` feeds the sans-I/O codec and handles every
 event synchronously in arrival order; output is appended to a list and written once
 per event-loop iteration; when the transport passes its high-water mark, consumers
-stop being offered messages (they stay in their queues) until it drains.
+stop being offered messages (they stay in their queues) until it drains. While the
+broker's memory alarm is raised (:mod:`warren.core.watermark`), a connection that
+publishes is sent connection.blocked and is not read until the alarm clears.
 
 Errors follow the spec and RabbitMQ (section 1.2 of the spec's "constants"):
 
@@ -120,6 +122,7 @@ from warren.core.router import NotAuthorized
 from warren.core.sessions import Session
 from warren.core.topics import parse_amqp_binding_key
 from warren.core.vpn import Vpn
+from warren.core.watermark import MemoryWatermark
 from warren.errors import LocalProtocolError
 
 from .amqp_broker import (
@@ -153,10 +156,6 @@ class AmqpSettings:
     max_body_size: int = 134_217_728
     connect_timeout: float = 10.0
     max_outbound_bytes: int = 4 * 1024 * 1024
-    # Ready bytes in a VPN's queues above which publishers are blocked
-    # (connection.blocked) until they fall below low_watermark_bytes.
-    high_watermark_bytes: int = 512 * 1024 * 1024
-    low_watermark_bytes: int = 256 * 1024 * 1024
 
 
 class _ChannelException(Exception):
@@ -285,6 +284,7 @@ class AMQPConnection(asyncio.Protocol):
         settings: AmqpSettings,
         *,
         on_close: Callable[[AMQPConnection], None] | None = None,
+        memory: MemoryWatermark | None = None,
     ) -> None:
         self.vpns = vpns
         self.vpn = vpns[default_vpn]
@@ -311,7 +311,9 @@ class AMQPConnection(asyncio.Protocol):
         self._last_rx = 0.0
         self._wrote = False
         self._timer: asyncio.TimerHandle | None = None
-        self._blocked = False
+        self._memory = memory
+        self._blocked = False  # memory alarm: connection.blocked sent, not reading
+        self._published = False  # a basic.publish in the input being handled
         self._reading_paused = False
         self._throttled_by: Session | None = None
         self._throttle_timer: asyncio.TimerHandle | None = None
@@ -392,6 +394,11 @@ class AMQPConnection(asyncio.Protocol):
                 return
         if self.vhost is not None and self.vpn.router.congested is not None:
             self._throttle(self.vpn.router.congested)
+        if self._published:
+            self._published = False
+            memory = self._memory
+            if memory is not None and memory.alarmed:
+                self.block("low on memory")
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -411,6 +418,8 @@ class AMQPConnection(asyncio.Protocol):
             self._throttle_timer = None
         if self._throttled_by is not None:
             self._throttled_by.remove_waiter(self._unthrottle)
+        if self._memory is not None:
+            self._memory.forget(self)
         for channel in list(self.channels.values()):
             channel.release()
         self.channels.clear()
@@ -726,6 +735,10 @@ class AMQPConnection(asyncio.Protocol):
         if self.closing:
             return
         now = self._loop.time()
+        if self._reading_paused:
+            # We are not reading (blocked, throttled): the peer's silence is ours,
+            # as RabbitMQ pauses its heartbeat monitor for a blocked connection.
+            self._last_rx = now
         if now - self._last_rx > 2 * self.heartbeat:
             # 4.2.7: a peer silent for two heartbeat intervals is gone.
             log.info("AMQP client %r (%s): missed heartbeats; closing", self.username, self.peer)
@@ -1024,6 +1037,7 @@ class AMQPConnection(asyncio.Protocol):
             queue.remove_consumer(consumer)
 
     def _basic_publish(self, channel: _Channel, m: BasicPublish) -> None:
+        self._published = True  # a publisher: blocked while the memory alarm is on
         model = self._model()
         exchange = model.exchanges.get(m.exchange)
         if exchange is None:
@@ -1172,8 +1186,12 @@ class AMQPConnection(asyncio.Protocol):
         self._settle(channel, tag, multiple, action, method)
 
     def _basic_recover(self, channel: _Channel, m: BasicRecover | BasicRecoverAsync) -> None:
-        # RabbitMQ requeues whatever requeue says (redelivery to the same consumer is
-        # not guaranteed by 0-9-1 either).
+        # As RabbitMQ: requeue=true puts every unacknowledged delivery of the channel
+        # back in its queue (marked redelivered, in its original place), to be
+        # delivered to any consumer; requeue=false (redeliver to the original
+        # recipient only) is a 540 connection error.
+        if not m.requeue:
+            raise _ConnectionException(ReplyCode.NOT_IMPLEMENTED, "requeue=false", type(m))
         channel.requeue_all()
         if isinstance(m, BasicRecover):
             self.send(BasicRecoverOk(channel=channel.number))
@@ -1221,24 +1239,21 @@ class AMQPConnection(asyncio.Protocol):
     def _throttle(self, congested: Session) -> None:
         """An MQTT/native subscriber is filling up: stop reading this publisher until it drains."""
         self.vpn.router.congested = None
-        if self._reading_paused or self.closing or self._transport is None:
+        if self._throttled_by is not None or self.closing or self._transport is None:
             return
-        self._reading_paused = True
-        self._transport.pause_reading()
         self._throttled_by = congested
         congested.add_waiter(self._unthrottle)
         self._throttle_timer = self._loop.call_later(_MAX_THROTTLE_SECONDS, self._throttle_expired)
+        self._update_reading()
 
     def _unthrottle(self) -> None:
-        if not self._reading_paused:
+        if self._throttled_by is None:
             return
-        self._reading_paused = False
         self._throttled_by = None
         if self._throttle_timer is not None:
             self._throttle_timer.cancel()
             self._throttle_timer = None
-        if not self.closing and self._transport is not None:
-            self._transport.resume_reading()
+        self._update_reading()
 
     def _throttle_expired(self) -> None:
         self._throttle_timer = None
@@ -1248,17 +1263,48 @@ class AMQPConnection(asyncio.Protocol):
             congested.remove_waiter(self._unthrottle)
         self._unthrottle()
 
+    def _update_reading(self) -> None:
+        """Read from the socket unless blocked (memory alarm) or throttled (slow subscriber)."""
+        paused = self._blocked or self._throttled_by is not None
+        if paused == self._reading_paused or self.closing or self._transport is None:
+            return
+        self._reading_paused = paused
+        if paused:
+            self._transport.pause_reading()
+        else:
+            self._transport.resume_reading()
+
     def block(self, reason: str) -> None:
-        """Memory pressure: tell the client (connection.blocked) and stop reading."""
-        if self._blocked or not self._opened or not self.capable("connection.blocked"):
+        """Memory alarm: tell the client (connection.blocked) and stop reading it.
+
+        As RabbitMQ does, only a connection that publishes is blocked (a consumer must
+        keep acknowledging, or the alarm would never clear), and a client that did not
+        announce the ``connection.blocked`` capability is blocked without being told.
+        Consumers on this connection keep receiving: writing goes on.
+        """
+        if self._blocked or not self._opened or self.closing:
             return
         self._blocked = True
-        self.send(ConnectionBlocked(reason))
+        log.info("AMQP client %r (%s) blocked: %s", self.username, self.peer, reason)
+        if self.capable("connection.blocked"):
+            self.send(ConnectionBlocked(reason))
+        self._update_reading()
+        if self._memory is not None:
+            self._memory.on_clear(self, self._memory_cleared)
+
+    def _memory_cleared(self) -> None:
+        # Called from inside a queue operation: resume on the next loop turn.
+        self._loop.call_soon(self.unblock)
 
     def unblock(self) -> None:
-        if self._blocked:
-            self._blocked = False
+        """The alarm is cleared: connection.unblocked, and read again."""
+        if not self._blocked or self.closing:
+            return
+        self._blocked = False
+        log.info("AMQP client %r (%s) unblocked", self.username, self.peer)
+        if self.capable("connection.blocked"):
             self.send(ConnectionUnblocked())
+        self._update_reading()
 
 
 _IGNORED_ARGUMENTS: Final = frozenset({"x-queue-type", "x-queue-mode"})  # as RabbitMQ does

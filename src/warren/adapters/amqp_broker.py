@@ -185,7 +185,10 @@ class ExchangeSubscriber:
         self, message: Message, qos: int, retain: bool, subscription_ids: tuple[int, ...] = ()
     ) -> None:
         key = topic_to_amqp_routing_key(message.topic)
-        self.vhost.route_to_queues(self.exchange, key, message, headers_of(message), set())
+        # Deliveries report amq.topic, where the message entered AMQP routing.
+        self.vhost.route_to_queues(
+            self.exchange, key, message, headers_of(message), set(), origin=AMQ_TOPIC
+        )
 
 
 # --- the vhost ----------------------------------------------------------------------------
@@ -312,9 +315,17 @@ class AmqpVhost:
         headers: FieldTable | None,
         seen: set[int],
         result: RouteResult | None = None,
+        origin: str | None = None,
     ) -> None:
+        """Route to the queues bound (directly or through other exchanges) to ``exchange``.
+
+        ``origin`` is the exchange the message was published to, which deliveries
+        report (as RabbitMQ does); by default ``exchange`` itself.
+        """
         if result is None:
             result = RouteResult()
+        if origin is None:
+            origin = exchange.name
         if id(exchange) in seen:  # exchange-to-exchange bindings may form cycles
             return
         seen.add(id(exchange))
@@ -331,7 +342,7 @@ class AmqpVhost:
         if exchange.name == "":
             queue = self.queues.get(routing_key)
             if queue is not None:
-                self._to_queue(queue, exchange.name, routing_key, message, result)
+                self._to_queue(queue, origin, routing_key, message, result)
             return
         delivered: set[int] = set()
         for binding in exchange.match(routing_key, headers):
@@ -339,9 +350,11 @@ class AmqpVhost:
             if isinstance(destination, Queue):
                 if id(destination) not in delivered:  # once per queue however many bindings
                     delivered.add(id(destination))
-                    self._to_queue(destination, exchange.name, routing_key, message, result)
+                    self._to_queue(destination, origin, routing_key, message, result)
             else:
-                self.route_to_queues(destination, routing_key, message, headers, seen, result)
+                self.route_to_queues(
+                    destination, routing_key, message, headers, seen, result, origin
+                )
 
     @staticmethod
     def _to_queue(

@@ -40,6 +40,7 @@ from warren.core.message import Message
 if TYPE_CHECKING:
     from warren.core.router import Router
     from warren.core.sessions import DeliverySink, Subscription
+    from warren.core.watermark import MemoryWatermark
 
 __all__ = [
     "Consumer",
@@ -238,6 +239,13 @@ class Queue:
             self._schedule()
         return True
 
+    def _account(self, delta: int) -> None:
+        """Ready bytes changed by ``delta``: here and in the broker's memory alarm."""
+        self.ready_bytes += delta
+        memory = self.registry.memory
+        if memory is not None:
+            memory.add(delta)
+
     def _full(self, size: int) -> bool:
         limits = self.limits
         if limits.max_length is not None and self.ready_count + 1 > limits.max_length:
@@ -250,7 +258,7 @@ class Queue:
     def _push(self, entry: QueueEntry) -> None:
         self._levels[entry.priority].append(entry)
         self.ready_count += 1
-        self.ready_bytes += entry.size
+        self._account(entry.size)
 
     def _pop_oldest(self) -> QueueEntry:
         """The head of the lowest non-empty priority level (what overflow drops)."""
@@ -258,7 +266,7 @@ class Queue:
             if level:
                 entry = level.popleft()
                 self.ready_count -= 1
-                self.ready_bytes -= entry.size
+                self._account(-entry.size)
                 return entry
         raise IndexError("pop from an empty queue")
 
@@ -272,7 +280,7 @@ class Queue:
             while level:
                 entry = level.popleft()
                 self.ready_count -= 1
-                self.ready_bytes -= entry.size
+                self._account(-entry.size)
                 if entry.expires_at is not None and entry.expires_at <= now:
                     self._dead_letter(entry, "expired")
                     continue
@@ -386,7 +394,7 @@ class Queue:
                 index = len(level)
             level.insert(index, entry)
         self.ready_count += 1
-        self.ready_bytes += entry.size
+        self._account(entry.size)
         if entry.expires_at is not None:
             self._schedule()
 
@@ -408,7 +416,7 @@ class Queue:
         for level in self._levels:
             level.clear()  # STORE: remove (purged)
         self.ready_count = 0
-        self.ready_bytes = 0
+        self._account(-self.ready_bytes)
         return count
 
     def touch(self) -> None:
@@ -447,7 +455,7 @@ class Queue:
             while level and level[0].expires_at is not None and level[0].expires_at <= now:
                 entry = level.popleft()
                 self.ready_count -= 1
-                self.ready_bytes -= entry.size
+                self._account(-entry.size)
                 self._dead_letter(entry, "expired")
         self._schedule()
 
@@ -486,6 +494,9 @@ class QueueRegistry:
         self.timer: Timer | None = None  # call back at a time.monotonic() deadline
         self.dead_letter: DeadLetterHook | None = None
         self.on_delete: list[DeleteHook] = []  # e.g. remove the queue's exchange bindings
+        # The broker-wide count of queued bytes (core/watermark.py), shared by every
+        # VPN's registry; the server installs it.
+        self.memory: MemoryWatermark | None = None
         # Messages refused by full queues (reject-publish) on the router path; a
         # publisher compares it before and after router.publish to learn of refusals.
         self.rejections = 0
