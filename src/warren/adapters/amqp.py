@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from warren import __version__
+from warren.adapters.transport import adopt_transport
 from warren.codecs.amqp import HEARTBEAT as HEARTBEAT_EVENT
 from warren.codecs.amqp import AMQPConnection as AMQPCodec
 from warren.codecs.amqp import (
@@ -351,13 +352,9 @@ class AMQPConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        set_limits = getattr(transport, "set_write_buffer_limits", None)
-        if set_limits is not None:
-            set_limits(high=self.settings.max_outbound_bytes)
+        self._transport, self.peer = adopt_transport(
+            transport, self.settings.max_outbound_bytes
+        )
         self._last_rx = self._loop.time()
         self._timer = self._loop.call_later(self.settings.connect_timeout, self._handshake_timeout)
 

@@ -23,9 +23,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from warren.adapters.backpressure import Throttle
+from warren.adapters.transport import adopt_transport
 from warren.codecs.mqtt import (
     NO_PROPERTIES,
     Auth,
@@ -228,14 +229,9 @@ class MQTTConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses; same interface.
-        self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        set_limits = getattr(transport, "set_write_buffer_limits", None)
-        if set_limits is not None:
-            set_limits(high=self.settings.max_outbound_bytes)
+        self._transport, self.peer = adopt_transport(
+            transport, self.settings.max_outbound_bytes
+        )
         self._last_rx = self._loop.time()
         # [MQTT-3.1.4] a client that never sends CONNECT is closed, not kept forever.
         self._connect_timer = self._loop.call_later(

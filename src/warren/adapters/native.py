@@ -37,9 +37,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from warren.adapters.backpressure import Throttle
+from warren.adapters.transport import adopt_transport
 from warren.codecs.native import (
     DEFAULT_MAX_FRAME_SIZE,
     Ack,
@@ -244,14 +245,9 @@ class NativeConnection(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses; same interface.
-        self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.peer = f"{peer[0]}:{peer[1]}"
-        set_limits = getattr(transport, "set_write_buffer_limits", None)
-        if set_limits is not None:
-            set_limits(high=self.settings.max_outbound_bytes)
+        self._transport, self.peer = adopt_transport(
+            transport, self.settings.max_outbound_bytes
+        )
         self._last_rx = self._loop.time()
         self._connect_timer = self._loop.call_later(
             self.settings.connect_timeout, self._connect_timeout
