@@ -329,15 +329,24 @@ class ConnectionClosed(AssertionError):
 class RawClient:
     """A TCP connection that sends bytes as given and parses what comes back."""
 
-    def __init__(self, host: str, port: int, *, version: int = 4) -> None:
-        self.sock = socket.create_connection((host, port), timeout=WAIT)
+    def __init__(
+        self, host: str, port: int, *, version: int = 4, rcvbuf: int | None = None
+    ) -> None:
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=WAIT)
+        else:
+            # Set before connecting, so the window the handshake advertises is small.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(WAIT)
+            self.sock.connect((host, port))
         self.version = version
         self.buffer = bytearray()
         self.closed = False
 
     @classmethod
-    def to(cls, broker: Any, *, version: int = 4) -> RawClient:
-        return cls(broker.host, broker.mqtt_port, version=version)
+    def to(cls, broker: Any, *, version: int = 4, rcvbuf: int | None = None) -> RawClient:
+        return cls(broker.host, broker.mqtt_port, version=version, rcvbuf=rcvbuf)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,7 @@ class MQTTConnection(asyncio.Protocol):
         self._connect_timer: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
         self._throttle = Throttle(self._loop, self._pause_reading, self._resume_reading)
+        self._backlog: deque[Any] = deque()  # packets a throttle held back
         self._client_max_packet = 268_435_455
         self._problem_info = True
         self._aliases_in: dict[int, str] = {}
@@ -252,11 +254,24 @@ class MQTTConnection(asyncio.Protocol):
             self._protocol_error(exc.reason_code, exc.message)
             return
         stats.messages_received += len(packets)
+        self._handle(packets)
+
+    def _handle(self, packets: list[Any]) -> None:
+        """Handle packets in order; stop if a publish throttled us (backpressure).
+
+        What a throttle interrupts waits in ``_backlog`` and is handled, still in
+        arrival order, before reading resumes: a chunk of many PUBLISHes must not
+        overrun a congested subscriber's queue before the pause takes effect.
+        """
         dispatch = self._dispatch
+        throttle = self._throttle
         try:
-            for packet in packets:
+            for index, packet in enumerate(packets):
                 dispatch[packet.__class__](packet)
                 if self._closing:
+                    return
+                if throttle.paused:
+                    self._backlog.extend(packets[index + 1 :])
                     return
         except _Violation as exc:
             self._protocol_error(exc.reason_code, str(exc))
@@ -761,7 +776,21 @@ class MQTTConnection(asyncio.Protocol):
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._transport is not None and not self._closing:
+        # Woken from inside a session's drain: carry on in a fresh loop iteration.
+        if not self._closing:
+            self._loop.call_soon(self._after_throttle)
+
+    def _after_throttle(self) -> None:
+        """Handle what the throttle held back, then read again (unless throttled anew)."""
+        if self._closing or self._throttle.paused:
+            return
+        if self._backlog:
+            held = list(self._backlog)
+            self._backlog.clear()
+            self._handle(held)
+            if self._closing or self._throttle.paused:
+                return
+        if self._transport is not None:
             self._transport.resume_reading()
 
     def _ack_refused(self, packet: Publish, why: str) -> None:
