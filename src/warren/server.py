@@ -1,18 +1,22 @@
 """The broker process: VPNs, listeners, $SYS statistics, lifecycle.
 
-``Broker.start()`` binds every configured listener, then (if asked) writes the ready
-file that tests and supervisors wait for; ``Broker.stop()`` closes listeners, says
-goodbye to MQTT 5 clients (DISCONNECT 0x8B) and lets connections close.
+``Broker.start()`` opens the store and recovers what it holds, then binds every
+configured listener, then (if asked) writes the ready file that tests and supervisors
+wait for; ``Broker.stop()`` closes listeners, says goodbye to MQTT 5 clients
+(DISCONNECT 0x8B), lets connections close, and closes the store after committing
+what was journalled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,14 @@ from warren.core.message import Message
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
+from warren.store import (
+    DEFAULT_FILENAME,
+    MemoryStore,
+    SqliteStore,
+    StorageError,
+    Store,
+)
+from warren.store.journal import Journal
 
 __all__ = ["BoundListener", "Broker", "run"]
 
@@ -91,10 +103,13 @@ class Broker:
         self.listeners: list[BoundListener] = []
         self._servers: list[Any] = []
         self._sys_task: asyncio.Task[None] | None = None
+        self.store: Store | None = None
+        self.journal: Journal | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> list[BoundListener]:
+        self.open_store()
         for listener in self.config.listener:
             bound = await self._start_listener(listener)
             self.listeners.append(bound)
@@ -103,6 +118,43 @@ class Broker:
         if self.config.server.sys_interval > 0:
             self._sys_task = asyncio.create_task(self._sys_loop(), name="warren-sys")
         return self.listeners
+
+    def open_store(self) -> None:
+        """Open the configured store and rebuild the state it holds (before any
+        listener, so no client sees a half-recovered broker).
+
+        Raises :class:`StorageError` (with the cause and the fix) if it cannot.
+        """
+        server = self.config.server
+        store: Store
+        if server.storage == "memory":
+            store = MemoryStore()
+        else:
+            store = SqliteStore(server.data_dir / DEFAULT_FILENAME,
+                                synchronous=server.synchronous)
+        try:
+            started = time.monotonic()
+            counts = self._recover(store)
+        except BaseException:
+            store.close()
+            raise
+        self.store = store
+        self.journal = Journal(store, asyncio.get_running_loop())
+        if server.storage == "memory":
+            log.info("storage: memory (nothing is kept across a restart)")
+        else:
+            log.info("storage: %s (synchronous=%s); recovered %s in %.2f s",
+                     server.data_dir / DEFAULT_FILENAME, server.synchronous,
+                     ", ".join(f"{n} {what}" for what, n in counts.items()),
+                     time.monotonic() - started)
+
+    def _recover(self, store: Store) -> dict[str, int]:
+        """Read the store's recovery stream (nothing is journalled yet to rebuild)."""
+        counts = {"records": 0}
+        for _ in store.recover():
+            counts["records"] += 1
+        gc.freeze()
+        return counts
 
     async def _start_listener(self, listener: ListenerConfig) -> BoundListener:
         if listener.protocol in ("native", "native-ws"):
@@ -263,6 +315,11 @@ class Broker:
                 await asyncio.wait_for(server.wait_closed(), timeout=5)
             except TimeoutError:
                 log.warning("some connections did not close within 5 s")
+        if self.store is not None:
+            assert self.journal is not None
+            self.journal.flush()  # what closing sessions journalled
+            self.store.close()  # commits everything submitted
+            self.store = None
         log.info("stopped")
 
     # --- $SYS ---------------------------------------------------------------------------
@@ -333,7 +390,11 @@ def write_ready_file(path: Path, listeners: list[BoundListener]) -> None:
 
 async def _serve(config: WarrenConfig, ready_file: Path | None) -> None:
     broker = Broker(config)
-    listeners = await broker.start()
+    try:
+        listeners = await broker.start()
+    except BaseException:
+        await broker.stop()
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -354,6 +415,10 @@ def run(config: WarrenConfig, ready_file: Path | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a default dependency on Linux
-        asyncio.run(_serve(config, ready_file))
-        return
-    uvloop.run(_serve(config, ready_file))
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(_serve(config, ready_file))
+    except StorageError as exc:
+        raise SystemExit(f"warren: cannot start: storage: {exc}") from exc
