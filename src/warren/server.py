@@ -1,10 +1,10 @@
 """The broker process: VPNs, listeners, $SYS statistics, lifecycle.
 
-``Broker.start()`` opens the store and recovers what it holds, then binds every
-configured listener, then (if asked) writes the ready file that tests and supervisors
-wait for; ``Broker.stop()`` closes listeners, says goodbye to MQTT 5 clients
-(DISCONNECT 0x8B), lets connections close, and closes the store after committing
-what was journalled.
+``Broker.start()`` opens the store and recovers what it holds (persistent MQTT
+sessions, retained messages), then binds every configured listener, then (if asked)
+writes the ready file that tests and supervisors wait for; ``Broker.stop()`` closes
+listeners, says goodbye to MQTT 5 clients (DISCONNECT 0x8B), lets connections close,
+and closes the store after committing what was journalled.
 """
 
 from __future__ import annotations
@@ -23,19 +23,33 @@ from typing import Any
 
 from warren import __version__
 from warren.adapters.amqp import AMQPConnection, AmqpSettings
-from warren.adapters.mqtt import MQTTConnection, MqttSettings
+from warren.adapters.mqtt import (
+    MQTTConnection,
+    MqttSettings,
+    restore_delivery,
+    restore_incoming_qos2,
+    restore_session,
+    restore_subscription,
+)
 from warren.adapters.native import NativeConnection, NativeSettings
 from warren.adapters.native_ws import serve_native_over_websocket
 from warren.adapters.ws import serve_mqtt_over_websocket
 from warren.config import ListenerConfig, WarrenConfig
 from warren.core.acl import AccessControl
 from warren.core.message import Message
+from warren.core.persistence import MessageCache
+from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
 from warren.store import (
     DEFAULT_FILENAME,
+    IncomingQos2Record,
     MemoryStore,
+    RetainedRecord,
+    SessionDelivery,
+    SessionRecord,
+    SessionSubscriptionRecord,
     SqliteStore,
     StorageError,
     Store,
@@ -140,6 +154,8 @@ class Broker:
             raise
         self.store = store
         self.journal = Journal(store, asyncio.get_running_loop())
+        for vpn in self.vpns.values():
+            vpn.attach_journal(self.journal)
         if server.storage == "memory":
             log.info("storage: memory (nothing is kept across a restart)")
         else:
@@ -149,10 +165,55 @@ class Broker:
                      time.monotonic() - started)
 
     def _recover(self, store: Store) -> dict[str, int]:
-        """Read the store's recovery stream (nothing is journalled yet to rebuild)."""
-        counts = {"records": 0}
-        for _ in store.recover():
-            counts["records"] += 1
+        """Rebuild sessions, their subscriptions and deliveries, and retained messages.
+
+        Runs inside the store's recovery loop (the cyclic GC is paused there), one
+        :class:`Message` per stored message; then freezes what it built, which lives
+        as long as the broker (docs/storage.md, "Measured").
+        """
+        settings = self.mqtt_settings
+        sessions: dict[int, Session] = {}
+        messages = MessageCache()
+        counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0}
+        skipped: set[str] = set()
+        for item in store.recover():
+            cls = item.__class__
+            if cls is SessionDelivery:
+                delivery: SessionDelivery = item  # type: ignore[assignment]
+                owner = sessions.get(delivery.session_id)
+                if owner is not None:
+                    restore_delivery(owner, delivery, messages)
+                    counts["deliveries"] += 1
+            elif cls is RetainedRecord:
+                retained: RetainedRecord = item  # type: ignore[assignment]
+                vpn = self.vpns.get(retained.vpn)
+                if vpn is None:
+                    skipped.add(retained.vpn)
+                    continue
+                vpn.router.retained.set(retained.topic, messages.get(retained.message))
+                counts["retained messages"] += 1
+            elif cls is SessionRecord:
+                record: SessionRecord = item  # type: ignore[assignment]
+                vpn = self.vpns.get(record.vpn)
+                if vpn is None:
+                    skipped.add(record.vpn)
+                    continue
+                sessions[record.id] = restore_session(vpn, record, settings)
+                counts["sessions"] += 1
+            elif cls is SessionSubscriptionRecord:
+                subscription: SessionSubscriptionRecord = item  # type: ignore[assignment]
+                owner = sessions.get(subscription.session_id)
+                if owner is not None:
+                    restore_subscription(owner, subscription)
+                    counts["subscriptions"] += 1
+            elif cls is IncomingQos2Record:
+                incoming: IncomingQos2Record = item  # type: ignore[assignment]
+                owner = sessions.get(incoming.session_id)
+                if owner is not None:
+                    restore_incoming_qos2(owner, incoming)
+        if skipped:
+            log.warning("the store holds state of VPNs not configured (%s); it is kept "
+                        "but not served", ", ".join(sorted(skipped)))
         gc.freeze()
         return counts
 

@@ -1,11 +1,14 @@
-"""13 - Shutdown: SIGTERM says goodbye to clients and exits 0.
-
-Durable state across restarts and kill -9 is issue 6 (storage); its tests were
-written with this file and are in git history (see the commit that removed them).
-"""
+"""13 - State across restarts: retained messages and persistent sessions survive
+a graceful restart and a crash (kill -9) once acknowledged (DESIGN: Storage), and
+SIGTERM says goodbye to clients and exits 0."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import pytest
+from mqtt_peers import Peers
 from mqtt_wire import RawClient
 
 
@@ -13,6 +16,142 @@ def _session(version: int) -> dict[str, object]:
     if version == 5:
         return {"properties": {"SessionExpiryInterval": 3600}}
     return {"clean": False}
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill-9"])
+def test_13_retained_and_queued_messages_survive_restart(make_broker, uid, crash, version):
+    b = make_broker()
+    before = Peers(b, uid)
+    sid = f"{uid}p"
+    try:
+        sub = before.paho(version=version, client_id=sid, **_session(version))
+        sub.subscribe(f"{uid}/q", 1)
+        sub.disconnect()
+        pub = before.paho(version=5)
+        pub.publish(f"{uid}/r", b"retained", 1, retain=True)  # PUBACK: stored
+        for i in range(3):
+            pub.publish(f"{uid}/q", f"queued-{i}".encode(), 1)  # PUBACK: stored
+        pub.publish(f"{uid}/q", b"qos2", 2)  # PUBCOMP: stored
+    finally:
+        before.close_all()
+    b2 = make_broker.launcher.restart(b, crash=crash)  # type: ignore[attr-defined]
+    after = Peers(b2, uid)
+    lost = []
+    try:
+        late = after.paho(version=4)
+        late.subscribe(f"{uid}/r", 1)
+        late.barrier()
+        got_retained = [(m.payload, m.retain) for m in late.pending()]
+        if got_retained != [(b"retained", True)]:
+            lost.append(f"retained message: got {got_retained}")
+        kw = _session(version)
+        kw["clean"] = False
+        back = after.paho(version=version, client_id=sid, connect=False, **kw)
+        if not back.connect().session_present:
+            lost.append("persistent session (CONNACK session present 0)")
+        else:
+            back.barrier()
+            queued = [m.payload for m in back.pending()]
+            if queued != [b"queued-0", b"queued-1", b"queued-2", b"qos2"]:
+                lost.append(f"queued messages: got {queued}")
+    finally:
+        after.close_all()
+    assert not lost, "lost across restart: " + "; ".join(lost)
+
+
+def test_13_subscriptions_survive_restart(make_broker, uid):
+    b = make_broker()
+    before = Peers(b, uid)
+    sid = f"{uid}p"
+    try:
+        sub = before.paho(version=4, client_id=sid, clean=False)
+        sub.subscribe([f"{uid}/a", f"{uid}/b/#"], 2)
+        sub.disconnect()
+    finally:
+        before.close_all()
+    b2 = make_broker.launcher.restart(b)  # type: ignore[attr-defined]
+    after = Peers(b2, uid)
+    try:
+        back = after.paho(version=4, client_id=sid, clean=False)
+        pub = after.paho(version=4)
+        pub.publish(f"{uid}/a", b"1", 2)
+        pub.publish(f"{uid}/b/c", b"2", 1)
+        got = back.expect(2)
+        assert [(m.payload, m.qos) for m in got] == [(b"1", 2), (b"2", 1)]
+    finally:
+        after.close_all()
+
+
+def test_13_kill_9_during_qos1_publishing_loses_no_acknowledged_message(make_broker, uid):
+    """Sustained QoS 1 publishing (paho) to an offline persistent subscriber, so each
+    message exists only in its session; the broker is SIGKILLed after 2,000 PUBACKs.
+    After the restart, every PUBACKed message reaches the subscriber (duplicates are
+    allowed, and counted)."""
+    b = make_broker("[mqtt]\nmax_queued_messages = 100000\n")
+    topic = f"{uid}/crash"
+    sid = f"{uid}s"
+    before = Peers(b, uid)
+    after = None
+    mids: dict[int, bytes] = {}
+    stop = threading.Event()
+    try:
+        sub = before.paho(version=4, client_id=sid, clean=False)
+        sub.subscribe(topic, 1)
+        sub.disconnect()
+        pub = before.paho(version=4)
+
+        def publish() -> None:
+            # Keep at most 200 messages unacknowledged: sustained, never unbounded.
+            for i in range(60_000):
+                if stop.is_set():
+                    return
+                info = pub.client.publish(topic, str(i).encode(), 1)
+                if info.rc != 0:
+                    return  # the broker is gone
+                mids[info.mid] = str(i).encode()
+                if i >= 200:
+                    with pub._lock:
+                        while len(pub._pubacks) < i - 200 and not stop.is_set():
+                            pub._lock.wait(1.0)
+
+        publisher = threading.Thread(target=publish, name="qos1-publisher", daemon=True)
+        publisher.start()
+        pub._wait(lambda: True if len(pub._pubacks) >= 2000 else None, "2,000 PUBACKs", 60)
+        b2 = make_broker.launcher.restart(b, crash=True)  # type: ignore[attr-defined]
+        stop.set()
+        with pub._lock:
+            pub._lock.notify_all()
+        publisher.join(30)
+        assert not publisher.is_alive()
+        acknowledged = {mids[mid] for mid, rc in list(pub._pubacks.items()) if rc == 0}
+        assert len(acknowledged) >= 2000
+        received_before: list[bytes] = []
+
+        after = Peers(b2, uid)
+        back = after.paho(version=4, client_id=sid, clean=False, connect=False)
+        assert back.connect().session_present
+
+        def missing() -> set[bytes]:
+            got = set(received_before)
+            got.update(m.payload for m in back._msgs)
+            return acknowledged - got
+
+        deadline = time.monotonic() + 30
+        with back._cond:
+            while missing() and time.monotonic() < deadline:
+                back._cond.wait(deadline - time.monotonic())
+            lost = missing()
+            received = received_before + [m.payload for m in back._msgs]
+        duplicates = len(received) - len(set(received))
+        print(f"acknowledged {len(acknowledged)}, received {len(received)} "
+              f"({duplicates} duplicates), lost {len(lost)}")
+        assert not lost, f"{len(lost)} acknowledged messages lost, e.g. {sorted(lost)[:10]}"
+    finally:
+        stop.set()
+        before.close_all()
+        if after is not None:
+            after.close_all()
 
 
 def test_13_sigterm_disconnects_clients_and_exits_0(make_broker, uid):
