@@ -17,12 +17,14 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from warren import __version__
-from warren.adapters.amqp import AMQPConnection, AmqpSettings
+from warren.adapters.amqp import AMQPConnection, AmqpSettings, restore_queue
+from warren.adapters.amqp_broker import restore_binding, restore_exchange
 from warren.adapters.mqtt import (
     MQTTConnection,
     MqttSettings,
@@ -38,14 +40,18 @@ from warren.config import ListenerConfig, WarrenConfig
 from warren.core.acl import AccessControl
 from warren.core.message import Message
 from warren.core.persistence import MessageCache
+from warren.core.queues import Queue
 from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
 from warren.store import (
     DEFAULT_FILENAME,
+    BindingRecord,
+    ExchangeRecord,
     IncomingQos2Record,
     MemoryStore,
+    QueueRecord,
     RetainedRecord,
     SessionDelivery,
     SessionRecord,
@@ -53,6 +59,7 @@ from warren.store import (
     SqliteStore,
     StorageError,
     Store,
+    StoredEntry,
 )
 from warren.store.journal import Journal
 
@@ -140,6 +147,15 @@ class Broker:
         Raises :class:`StorageError` (with the cause and the fix) if it cannot.
         """
         server = self.config.server
+        loop = asyncio.get_running_loop()
+
+        def timer(deadline: float, callback: Callable[[], None]) -> None:
+            loop.call_later(max(0.0, deadline - time.monotonic()), callback)
+
+        for vpn in self.vpns.values():
+            # Recovered TTLs and queue expiries run from start-up, before any client.
+            if vpn.queues.timer is None:
+                vpn.queues.timer = timer
         store: Store
         if server.storage == "memory":
             store = MemoryStore()
@@ -173,12 +189,20 @@ class Broker:
         """
         settings = self.mqtt_settings
         sessions: dict[int, Session] = {}
+        queues: dict[int, Queue] = {}
         messages = MessageCache()
-        counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0}
+        counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0,
+                  "exchanges": 0, "queues": 0, "bindings": 0, "queued messages": 0}
         skipped: set[str] = set()
         for item in store.recover():
             cls = item.__class__
-            if cls is SessionDelivery:
+            if cls is StoredEntry:
+                entry: StoredEntry = item  # type: ignore[assignment]
+                queue = queues.get(entry.queue_id)
+                if queue is not None:
+                    queue.restore(entry, messages)
+                    counts["queued messages"] += 1
+            elif cls is SessionDelivery:
                 delivery: SessionDelivery = item  # type: ignore[assignment]
                 owner = sessions.get(delivery.session_id)
                 if owner is not None:
@@ -206,6 +230,20 @@ class Broker:
                 if owner is not None:
                     restore_subscription(owner, subscription)
                     counts["subscriptions"] += 1
+            elif cls is ExchangeRecord or cls is QueueRecord or cls is BindingRecord:
+                vpn = self.vpns.get(item.vpn)  # type: ignore[union-attr]
+                if vpn is None:
+                    skipped.add(item.vpn)  # type: ignore[union-attr]
+                elif cls is ExchangeRecord:
+                    restore_exchange(vpn, item)  # type: ignore[arg-type]
+                    counts["exchanges"] += 1
+                elif cls is QueueRecord:
+                    restored = restore_queue(vpn, item)  # type: ignore[arg-type]
+                    if restored is not None:
+                        queues[restored.store_id] = restored
+                        counts["queues"] += 1
+                elif restore_binding(vpn, item):  # type: ignore[arg-type]
+                    counts["bindings"] += 1
             elif cls is IncomingQos2Record:
                 incoming: IncomingQos2Record = item  # type: ignore[assignment]
                 owner = sessions.get(incoming.session_id)

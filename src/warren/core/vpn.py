@@ -35,6 +35,8 @@ class Vpn:
         """Journal this VPN's durable state (persistent sessions, retained messages)."""
         self.journal = journal
         self.router.attach_journal(journal, self.name)
+        self.queues.journal = journal
+        self.queues.vpn_name = self.name
 
     def __repr__(self) -> str:
         return f"<Vpn {self.name!r} sessions={len(self.sessions)}>"
