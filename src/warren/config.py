@@ -53,6 +53,9 @@ class ServerConfig(_Strict):
     # SQLite only: "full" fsyncs every commit (survives power loss); "normal" does
     # not (survives kill -9, may lose the last commits on an OS crash).
     synchronous: Literal["full", "normal"] = "full"
+    # SQLite only: the largest the data file may grow, in bytes (None: the disk's
+    # size). Beyond it the store refuses new persistent messages, as on a full disk.
+    storage_max_bytes: int | None = Field(None, ge=65536)
 
 
 class ListenerConfig(_Strict):

@@ -161,7 +161,8 @@ class Broker:
             store = MemoryStore()
         else:
             store = SqliteStore(server.data_dir / DEFAULT_FILENAME,
-                                synchronous=server.synchronous)
+                                synchronous=server.synchronous,
+                                max_size=server.storage_max_bytes)
         try:
             started = time.monotonic()
             counts = self._recover(store)

@@ -185,3 +185,27 @@ def test_amqp_10_queue_at_max_depth_across_restart(make_broker, uid, overflow):
         assert [body for _, _, body in receive(ch, q, 2, auto_ack=True)] == expected
     finally:
         conn.close()
+
+
+def test_amqp_10_full_store_nacks_instead_of_confirming(make_broker, uid):
+    """The data file reaches its cap: persistent messages for a durable queue are
+    nacked, never confirmed; transient ones are still confirmed."""
+    b = make_broker("[server]\nstorage_max_bytes = 1048576\n")
+    q = f"{uid}.capped"
+    conn = _connect(b)
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare(q, durable=True)
+        confirmed = 0
+        with pytest.raises(pika.exceptions.NackError):
+            for _ in range(40):  # 40 x 64 KiB: well past the 1 MiB cap
+                ch.basic_publish("", q, bytes(65536), PERSISTENT)
+                confirmed += 1
+        assert 0 < confirmed < 40
+        with pytest.raises(pika.exceptions.NackError):
+            ch.basic_publish("", q, b"small", PERSISTENT)
+        ch.basic_publish("", q, b"transient", TRANSIENT)  # needs no storage: confirmed
+    finally:
+        if conn.is_open:
+            conn.close()

@@ -164,3 +164,30 @@ def test_13_sigterm_disconnects_clients_and_exits_0(make_broker, uid):
     # MQTT 5 clients are told why: DISCONNECT 0x8B Server shutting down.
     v5.expect_disconnect_and_close({0x8B})
     assert v4.expect_closed() == b""
+
+
+def test_13_full_store_refuses_instead_of_acknowledging(make_broker, uid):
+    """The data file reaches its cap (as on a full disk): QoS 1 messages owed to a
+    persistent session get PUBACK 0x80, never a success; traffic that needs no
+    storage goes on."""
+    b = make_broker("[server]\nstorage_max_bytes = 1048576\n")
+    peers = Peers(b, uid)
+    try:
+        sub = peers.paho(version=5, client_id=f"{uid}s",
+                         properties={"SessionExpiryInterval": 3600})
+        sub.subscribe(f"{uid}/kept", 1)
+        sub.disconnect()
+        pub = peers.paho(version=5)
+        codes = []
+        for _ in range(40):  # 40 x 64 KiB: well past the 1 MiB cap
+            codes.append(pub.publish(f"{uid}/kept", bytes(65536), 1))
+            if codes[-1] != 0:
+                break
+        assert codes[0] == 0 and codes[-1] == 0x80, codes
+        # Refusing from now on, with no success in between.
+        assert pub.publish(f"{uid}/kept", b"small", 1) == 0x80
+        # Nothing to store: acknowledged as before.
+        assert pub.publish(f"{uid}/nobody-keeps-this", b"x", 1) == 0
+        assert "refusing persistent writes" in b.log()
+    finally:
+        peers.close_all()
