@@ -9,7 +9,7 @@ import time
 
 import pytest
 from mqtt_peers import Peers
-from mqtt_wire import RawClient
+from mqtt_wire import PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient, ack, publish
 
 
 def _session(version: int) -> dict[str, object]:
@@ -152,6 +152,84 @@ def test_13_kill_9_during_qos1_publishing_loses_no_acknowledged_message(make_bro
         before.close_all()
         if after is not None:
             after.close_all()
+
+
+def test_13_in_flight_state_survives_kill_9(make_broker, uid):
+    """Sent-but-unacknowledged deliveries and inbound QoS 2 ids are kept: after a
+    crash, a QoS 1 PUBLISH is resent with DUP and its packet id, a PUBREC'd QoS 2
+    gets only its PUBREL [MQTT-4.4.0-1], and a resent inbound QoS 2 PUBLISH whose
+    PUBREC was sent is not routed twice [MQTT-4.3.3-9]."""
+    b = make_broker()
+    sid, pid_ = f"{uid}s", f"{uid}p"
+    c = RawClient.to(b)
+    c.connect(sid, clean=False)
+    c.subscribe(1, [(f"{uid}/q1", 1), (f"{uid}/q2", 2), (f"{uid}/in", 2)])
+    p = RawClient.to(b)
+    p.connect(pid_, clean=False)
+    p.send(publish(f"{uid}/q1", b"one", qos=1, pid=1))
+    p.expect(4)
+    p.send(publish(f"{uid}/q2", b"two", qos=2, pid=2))
+    p.expect(PUBREC)
+    p.send(ack(PUBREL, 2))
+    p.expect(PUBCOMP)
+    first = c.expect(PUBLISH)  # q1, never acknowledged
+    second = c.expect(PUBLISH)  # q2
+    c.send(ack(PUBREC, second.fields["pid"]))
+    c.expect(PUBREL)  # never completed
+    p.send(publish(f"{uid}/in", b"once", qos=2, pid=42))
+    p.expect_bytes(b"\x50\x02\x00\x2a")  # PUBREC after the commit; no PUBREL yet
+    inbound = c.expect(PUBLISH)
+    c.send(ack(PUBREC, inbound.fields["pid"]))
+    c.expect(PUBREL)
+    c.send(ack(PUBCOMP, inbound.fields["pid"]))
+    c.ping()  # the PUBCOMP is handled (journalled) ...
+    p.send(publish(f"{uid}/sync", b"x", qos=1, retain=True, pid=3))
+    p.expect(4)  # ... and committed: this PUBACK waits for a later commit
+    b2 = make_broker.launcher.restart(b, crash=True)  # type: ignore[attr-defined]
+
+    back = RawClient.to(b2)
+    assert back.connect(sid, clean=False).fields["session_present"]
+    re = back.expect(PUBLISH)
+    assert re.fields["pid"] == first.fields["pid"] and re.fields["dup"] is True, (first, re)
+    assert re.raw[1:] == first.raw[1:], (first, re)
+    pid2 = second.fields["pid"]
+    back.expect_bytes(bytes([0x62, 0x02, pid2 >> 8, pid2 & 0xFF]))  # PUBREL only
+    back.send(ack(4, re.fields["pid"]))
+    back.send(ack(PUBCOMP, pid2))
+    back.ping()  # nothing else is owed
+
+    pub = RawClient.to(b2)
+    assert pub.connect(pid_, clean=False).fields["session_present"]
+    pub.send(publish(f"{uid}/in", b"once", qos=2, pid=42, dup=True))
+    pub.expect_bytes(b"\x50\x02\x00\x2a")  # acknowledged again ...
+    pub.send(ack(PUBREL, 42))
+    pub.expect_bytes(b"\x70\x02\x00\x2a")
+    back.ping()  # ... and not routed a second time
+    for client in (back, pub):
+        client.close()
+
+
+def test_13_session_expiry_counts_across_restart(make_broker, uid):
+    """A stored session's expiry runs from its disconnect, not from the restart."""
+    b = make_broker()
+    before = Peers(b, uid)
+    try:
+        sub = before.paho(version=5, client_id=f"{uid}e",
+                          properties={"SessionExpiryInterval": 1})
+        sub.subscribe(f"{uid}/e", 1)
+        sub.disconnect()
+        gone = time.monotonic()
+    finally:
+        before.close_all()
+    b2 = make_broker.launcher.restart(b)  # type: ignore[attr-defined]
+    # The feature under test is wall time: let the 1 s expiry pass.
+    time.sleep(max(0.0, gone + 1.5 - time.monotonic()))
+    after = Peers(b2, uid)
+    try:
+        back = after.paho(version=5, client_id=f"{uid}e", clean=False, connect=False)
+        assert back.connect().session_present is False, "session outlived its expiry"
+    finally:
+        after.close_all()
 
 
 def test_13_sigterm_disconnects_clients_and_exits_0(make_broker, uid):
