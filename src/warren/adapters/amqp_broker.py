@@ -671,9 +671,6 @@ def restore_binding(vpn: Vpn, record: BindingRecord) -> bool:
         destination = vhost.exchanges.get(record.destination)
     if source is None or destination is None:
         return False
-    journal, vpn.journal = vpn.journal, None  # already stored: journal nothing
-    try:
-        vhost.bind(source, destination, record.routing_key, _table(record.arguments))
-    finally:
-        vpn.journal = journal
+    # Recovery runs before the VPN has a journal: nothing stored is journalled again.
+    vhost.bind(source, destination, record.routing_key, _table(record.arguments))
     return True

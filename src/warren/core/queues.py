@@ -44,7 +44,6 @@ from warren.store.records import (
     DeleteQueue,
     Dequeue,
     Enqueue,
-    PurgeQueue,
     PutQueue,
     QueueRecord,
     Redeliver,
@@ -440,11 +439,13 @@ class Queue:
         """Drop every ready message; returns how many."""
         count = self.ready_count
         for level in self._levels:
+            if self.store_id:
+                # STORE: remove (purged). Ready entries only: unacknowledged ones
+                # stay stored until they are settled (PurgeQueue would drop them).
+                for entry in level:
+                    if entry.store_id:
+                        self._unstore(entry)
             level.clear()
-        if self.store_id and count:
-            journal = self.registry.journal
-            assert journal is not None
-            journal.append(PurgeQueue(self.store_id))  # STORE: remove (purged)
         self.ready_count = 0
         self._account(-self.ready_bytes)
         return count
