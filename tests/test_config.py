@@ -107,3 +107,26 @@ def test_serve_help_teaches_the_file_format() -> None:
     assert result.exit_code == 0
     for needle in ("[[listener]]", "max_packet_size", "WARREN_", "--ready-file"):
         assert needle in result.output
+
+
+def test_storage_defaults_to_sqlite_with_full_sync(tmp_path: Path) -> None:
+    config = load_config(None)
+    assert (config.server.storage, config.server.synchronous) == ("sqlite", "full")
+    path = write(tmp_path, '[server]\nstorage = "memory"\nsynchronous = "normal"\n')
+    config = load_config(path)
+    assert (config.server.storage, config.server.synchronous) == ("memory", "normal")
+    path = write(tmp_path, '[server]\nstorage = "postgres"\n')
+    with pytest.raises(ConfigError, match=r"server\.storage"):
+        load_config(path)
+
+
+def test_serve_stops_with_a_clear_message_when_storage_cannot_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "warren.db").write_bytes(b"this is not a database, it is a shopping list\n" * 50)
+    path = write(tmp_path, '[[listener]]\nprotocol = "mqtt"\nhost = "127.0.0.1"\nport = 0\n')
+    result = CliRunner().invoke(cli, ["serve", "--config", str(path), "--data-dir", str(data)])
+    assert result.exit_code != 0
+    assert "cannot start: storage" in result.output
+    assert "warren.db" in result.output
+    assert "Traceback" not in result.output

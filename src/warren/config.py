@@ -46,6 +46,16 @@ class ServerConfig(_Strict):
     data_dir: Path = Path("./warren-data")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sys_interval: float = Field(10.0, ge=0, description="seconds between $SYS updates; 0 = off")
+    # Where durable state lives (docs/storage.md): "sqlite" keeps it in one file in
+    # data_dir and survives restarts and crashes; "memory" keeps nothing across a
+    # restart (tests, throwaway brokers).
+    storage: Literal["sqlite", "memory"] = "sqlite"
+    # SQLite only: "full" fsyncs every commit (survives power loss); "normal" does
+    # not (survives kill -9, may lose the last commits on an OS crash).
+    synchronous: Literal["full", "normal"] = "full"
+    # SQLite only: the largest the data file may grow, in bytes (None: the disk's
+    # size). Beyond it the store refuses new persistent messages, as on a full disk.
+    storage_max_bytes: int | None = Field(None, ge=65536)
 
 
 class ListenerConfig(_Strict):

@@ -1,34 +1,67 @@
 """The broker process: VPNs, listeners, $SYS statistics, lifecycle.
 
-``Broker.start()`` binds every configured listener, then (if asked) writes the ready
-file that tests and supervisors wait for; ``Broker.stop()`` closes listeners, says
-goodbye to MQTT 5 clients (DISCONNECT 0x8B) and lets connections close.
+``Broker.start()`` opens the store and recovers what it holds (persistent MQTT
+sessions, retained messages), then binds every configured listener, then (if asked)
+writes the ready file that tests and supervisors wait for; ``Broker.stop()`` closes
+listeners, says goodbye to MQTT 5 clients (DISCONNECT 0x8B), lets connections close,
+and closes the store after committing what was journalled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
 import signal
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from warren import __version__
-from warren.adapters.amqp import AMQPConnection, AmqpSettings
-from warren.adapters.mqtt import MQTTConnection, MqttSettings
+from warren.adapters.amqp import AMQPConnection, AmqpSettings, restore_queue
+from warren.adapters.amqp_broker import restore_binding, restore_exchange
+from warren.adapters.mqtt import (
+    MQTTConnection,
+    MqttSettings,
+    restore_delivery,
+    restore_incoming_qos2,
+    restore_session,
+    restore_subscription,
+)
 from warren.adapters.native import NativeConnection, NativeSettings
 from warren.adapters.native_ws import serve_native_over_websocket
 from warren.adapters.ws import serve_mqtt_over_websocket
 from warren.config import ListenerConfig, WarrenConfig
 from warren.core.acl import AccessControl
 from warren.core.message import Message
+from warren.core.persistence import MessageCache
+from warren.core.queues import Queue
+from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
+from warren.store import (
+    DEFAULT_FILENAME,
+    BindingRecord,
+    ExchangeRecord,
+    IncomingQos2Record,
+    MemoryStore,
+    QueueRecord,
+    RetainedRecord,
+    SessionDelivery,
+    SessionRecord,
+    SessionSubscriptionRecord,
+    SqliteStore,
+    StorageError,
+    Store,
+    StoredEntry,
+)
+from warren.store.journal import Journal
 
 __all__ = ["BoundListener", "Broker", "run"]
 
@@ -91,10 +124,13 @@ class Broker:
         self.listeners: list[BoundListener] = []
         self._servers: list[Any] = []
         self._sys_task: asyncio.Task[None] | None = None
+        self.store: Store | None = None
+        self.journal: Journal | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> list[BoundListener]:
+        self.open_store()
         for listener in self.config.listener:
             bound = await self._start_listener(listener)
             self.listeners.append(bound)
@@ -103,6 +139,122 @@ class Broker:
         if self.config.server.sys_interval > 0:
             self._sys_task = asyncio.create_task(self._sys_loop(), name="warren-sys")
         return self.listeners
+
+    def open_store(self) -> None:
+        """Open the configured store and rebuild the state it holds (before any
+        listener, so no client sees a half-recovered broker).
+
+        Raises :class:`StorageError` (with the cause and the fix) if it cannot.
+        """
+        server = self.config.server
+        loop = asyncio.get_running_loop()
+
+        def timer(deadline: float, callback: Callable[[], None]) -> None:
+            loop.call_later(max(0.0, deadline - time.monotonic()), callback)
+
+        for vpn in self.vpns.values():
+            # Recovered TTLs and queue expiries run from start-up, before any client.
+            if vpn.queues.timer is None:
+                vpn.queues.timer = timer
+        store: Store
+        if server.storage == "memory":
+            store = MemoryStore()
+        else:
+            store = SqliteStore(server.data_dir / DEFAULT_FILENAME,
+                                synchronous=server.synchronous,
+                                max_size=server.storage_max_bytes)
+        try:
+            started = time.monotonic()
+            counts = self._recover(store)
+        except BaseException:
+            store.close()
+            raise
+        self.store = store
+        self.journal = Journal(store, asyncio.get_running_loop())
+        for vpn in self.vpns.values():
+            vpn.attach_journal(self.journal)
+        if server.storage == "memory":
+            log.info("storage: memory (nothing is kept across a restart)")
+        else:
+            log.info("storage: %s (synchronous=%s); recovered %s in %.2f s",
+                     server.data_dir / DEFAULT_FILENAME, server.synchronous,
+                     ", ".join(f"{n} {what}" for what, n in counts.items()),
+                     time.monotonic() - started)
+
+    def _recover(self, store: Store) -> dict[str, int]:
+        """Rebuild sessions, their subscriptions and deliveries, and retained messages.
+
+        Runs inside the store's recovery loop (the cyclic GC is paused there), one
+        :class:`Message` per stored message; then freezes what it built, which lives
+        as long as the broker (docs/storage.md, "Measured").
+        """
+        settings = self.mqtt_settings
+        sessions: dict[int, Session] = {}
+        queues: dict[int, Queue] = {}
+        messages = MessageCache()
+        counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0,
+                  "exchanges": 0, "queues": 0, "bindings": 0, "queued messages": 0}
+        skipped: set[str] = set()
+        for item in store.recover():
+            cls = item.__class__
+            if cls is StoredEntry:
+                entry: StoredEntry = item  # type: ignore[assignment]
+                queue = queues.get(entry.queue_id)
+                if queue is not None:
+                    queue.restore(entry, messages)
+                    counts["queued messages"] += 1
+            elif cls is SessionDelivery:
+                delivery: SessionDelivery = item  # type: ignore[assignment]
+                owner = sessions.get(delivery.session_id)
+                if owner is not None:
+                    restore_delivery(owner, delivery, messages)
+                    counts["deliveries"] += 1
+            elif cls is RetainedRecord:
+                retained: RetainedRecord = item  # type: ignore[assignment]
+                vpn = self.vpns.get(retained.vpn)
+                if vpn is None:
+                    skipped.add(retained.vpn)
+                    continue
+                vpn.router.retained.set(retained.topic, messages.get(retained.message))
+                counts["retained messages"] += 1
+            elif cls is SessionRecord:
+                record: SessionRecord = item  # type: ignore[assignment]
+                vpn = self.vpns.get(record.vpn)
+                if vpn is None:
+                    skipped.add(record.vpn)
+                    continue
+                sessions[record.id] = restore_session(vpn, record, settings)
+                counts["sessions"] += 1
+            elif cls is SessionSubscriptionRecord:
+                subscription: SessionSubscriptionRecord = item  # type: ignore[assignment]
+                owner = sessions.get(subscription.session_id)
+                if owner is not None:
+                    restore_subscription(owner, subscription)
+                    counts["subscriptions"] += 1
+            elif cls is ExchangeRecord or cls is QueueRecord or cls is BindingRecord:
+                vpn = self.vpns.get(item.vpn)  # type: ignore[union-attr]
+                if vpn is None:
+                    skipped.add(item.vpn)  # type: ignore[union-attr]
+                elif cls is ExchangeRecord:
+                    restore_exchange(vpn, item)  # type: ignore[arg-type]
+                    counts["exchanges"] += 1
+                elif cls is QueueRecord:
+                    restored = restore_queue(vpn, item)  # type: ignore[arg-type]
+                    if restored is not None:
+                        queues[restored.store_id] = restored
+                        counts["queues"] += 1
+                elif restore_binding(vpn, item):  # type: ignore[arg-type]
+                    counts["bindings"] += 1
+            elif cls is IncomingQos2Record:
+                incoming: IncomingQos2Record = item  # type: ignore[assignment]
+                owner = sessions.get(incoming.session_id)
+                if owner is not None:
+                    restore_incoming_qos2(owner, incoming)
+        if skipped:
+            log.warning("the store holds state of VPNs not configured (%s); it is kept "
+                        "but not served", ", ".join(sorted(skipped)))
+        gc.freeze()
+        return counts
 
     async def _start_listener(self, listener: ListenerConfig) -> BoundListener:
         if listener.protocol in ("native", "native-ws"):
@@ -263,6 +415,11 @@ class Broker:
                 await asyncio.wait_for(server.wait_closed(), timeout=5)
             except TimeoutError:
                 log.warning("some connections did not close within 5 s")
+        if self.store is not None:
+            assert self.journal is not None
+            self.journal.flush()  # what closing sessions journalled
+            self.store.close()  # commits everything submitted
+            self.store = None
         log.info("stopped")
 
     # --- $SYS ---------------------------------------------------------------------------
@@ -333,7 +490,11 @@ def write_ready_file(path: Path, listeners: list[BoundListener]) -> None:
 
 async def _serve(config: WarrenConfig, ready_file: Path | None) -> None:
     broker = Broker(config)
-    listeners = await broker.start()
+    try:
+        listeners = await broker.start()
+    except BaseException:
+        await broker.stop()
+        raise
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -354,6 +515,10 @@ def run(config: WarrenConfig, ready_file: Path | None = None) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a default dependency on Linux
-        asyncio.run(_serve(config, ready_file))
-        return
-    uvloop.run(_serve(config, ready_file))
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(_serve(config, ready_file))
+    except StorageError as exc:
+        raise SystemExit(f"warren: cannot start: storage: {exc}") from exc

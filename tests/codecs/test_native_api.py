@@ -95,7 +95,7 @@ def test_fields_order_defaults_and_frozen(cls: type[msgspec.Struct]) -> None:
 def test_message_mirrors_the_core_message() -> None:
     from warren.core.message import Message as CoreMessage
 
-    core = {name for name in CoreMessage.__dataclass_fields__} - {"wire", "expires_at"}
+    core = {name for name in CoreMessage.__dataclass_fields__} - {"wire", "stored", "expires_at"}
     assert core == CORE_FIELDS
     assert {f.name for f in msgspec.structs.fields(Message)} == CORE_FIELDS | {"ttl_ms"}
 

@@ -31,6 +31,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, cast
 
 from warren import __version__
@@ -108,6 +109,8 @@ from warren.codecs.amqp import (
     TxRollbackOk,
     TxSelect,
     TxSelectOk,
+    decode_table,
+    encode_table,
 )
 from warren.core.acl import AclDecision
 from warren.core.message import Message
@@ -125,6 +128,8 @@ from warren.core.topics import parse_amqp_binding_key
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
 from warren.errors import LocalProtocolError
+from warren.store.errors import StorageError
+from warren.store.records import QueueRecord
 
 from .amqp_broker import (
     AMQ_TOPIC,
@@ -139,7 +144,7 @@ from .amqp_broker import (
     vhost_of,
 )
 
-__all__ = ["AMQPConnection", "AmqpSettings"]
+__all__ = ["AMQPConnection", "AmqpSettings", "restore_queue"]
 
 log = logging.getLogger("warren.amqp")
 
@@ -217,6 +222,9 @@ class _Channel:
         self.global_prefetch = 0  # basic.qos global=true: shared by the channel
         self.last_queue = ""  # the queue last declared (an empty queue name means it)
         self.confirm_upto = 0  # highest publish seq to ack at the next flush
+        # Confirms waiting for a store commit: while any is, later ones wait behind
+        # it, so a "multiple" ack never confirms a message not yet stored.
+        self.confirms_waiting = 0
 
     # --- ConsumerSink --------------------------------------------------------------
 
@@ -815,7 +823,7 @@ class AMQPConnection(asyncio.Protocol):
                         ReplyCode.ACCESS_REFUSED,
                         f"exchange name '{name}' contains reserved prefix 'amq.*'",
                     )
-                model.exchanges[name] = Exchange(
+                model.declare_exchange(
                     name, m.type, durable=m.durable, auto_delete=m.auto_delete,
                     internal=m.internal, arguments=m.arguments,
                 )
@@ -915,6 +923,7 @@ class AMQPConnection(asyncio.Protocol):
                     name, durable=m.durable, auto_delete=m.auto_delete,
                     owner=self if m.exclusive else None, limits=limits,
                     arguments=dict(m.arguments),
+                    stored_arguments=encode_table(m.arguments) if m.durable else None,
                 )
         queue.touch()
         channel.last_queue = queue.name
@@ -1078,6 +1087,8 @@ class AMQPConnection(asyncio.Protocol):
         self, channel: _Channel, exchange: Exchange, m: BasicPublish, message: Message, seq: int
     ) -> None:
         self.vpn.stats.publish_received += 1
+        journal = self.vpn.journal
+        journalled = len(journal.pending) if seq and journal is not None else 0
         result = self._model().publish(exchange, m.routing_key, message)
         if not result.routed and m.mandatory:
             self.send(
@@ -1086,7 +1097,13 @@ class AMQPConnection(asyncio.Protocol):
                     channel=channel.number, properties=m.properties, body=m.body,
                 )
             )
-        if seq:
+        if seq and journal is not None and (
+            len(journal.pending) > journalled or channel.confirms_waiting
+        ):
+            # Persistent, and in a durable queue (or retained): confirm after the commit.
+            channel.confirms_waiting += 1
+            journal.commit(partial(self._confirm_committed, channel, seq, result.rejected))
+        elif seq:
             if result.rejected:
                 # A queue refused it (x-overflow reject-publish): nack, after any
                 # confirms gathered so far, which must go first to keep the order.
@@ -1100,6 +1117,27 @@ class AMQPConnection(asyncio.Protocol):
                     self._flush_scheduled = True
                     self._loop.call_soon(self._flush)
 
+    def _confirm_committed(
+        self, channel: _Channel, seq: int, rejected: bool, error: StorageError | None
+    ) -> None:
+        """The store committed (or refused) what publish ``seq`` was owed."""
+        channel.confirms_waiting -= 1
+        if self.closing or channel.state != _OPEN:
+            return
+        if error is None and not rejected:
+            channel.confirm_upto = seq
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+            return
+        if error is not None:
+            log.warning("AMQP client %r: message not confirmed: %s", self.username, error)
+        # A nack goes after the confirms gathered so far (they must keep their order).
+        if channel.confirm_upto:
+            upto, channel.confirm_upto = channel.confirm_upto, 0
+            self.send(BasicAck(upto, True, channel=channel.number))
+        self.send(BasicNack(seq, False, False, channel=channel.number))
+
     def _basic_get(self, channel: _Channel, m: BasicGet) -> None:
         queue = self._queue(channel, m.queue)
         entry = queue.get()
@@ -1111,6 +1149,8 @@ class AMQPConnection(asyncio.Protocol):
         if not m.no_ack:
             queue.took(entry, None)
             channel.unacked[tag] = (queue, entry, None)
+        else:
+            queue.forget(entry)
         exchange, key = delivery_origin(entry)
         message = entry.message
         self.send(
@@ -1390,4 +1430,21 @@ def _queue_limits(queue: str, vhost: str, arguments: FieldTable) -> QueueLimits:
         dead_letter_exchange=cast(str | None, dlx),
         dead_letter_routing_key=cast(str | None, dlrk),
         max_priority=max_priority,
+    )
+
+
+def restore_queue(vpn: Vpn, record: QueueRecord) -> Queue | None:
+    """Start-up: a durable queue as declared (its limits from its stored arguments)."""
+    queues = vpn.queues
+    if queues.get(record.name) is not None:
+        return None
+    arguments = decode_table(record.arguments) if record.arguments else {}
+    try:
+        limits = _queue_limits(record.name, vpn.name, arguments)
+    except _ChannelException as exc:
+        log.warning("durable queue %r not restored: %s", record.name, exc)
+        return None
+    return queues.declare(
+        record.name, durable=True, auto_delete=record.auto_delete, limits=limits,
+        arguments=dict(arguments), stored_arguments=record.arguments, store_id=record.id,
     )

@@ -29,7 +29,9 @@ from warren.codecs.amqp import (
     FieldValue,
     Int64,
     Timestamp,
+    decode_table,
     encode_properties,
+    encode_table,
 )
 from warren.core.message import Message
 from warren.core.queues import Queue, QueueEntry
@@ -41,6 +43,14 @@ from warren.core.topics import (
 )
 from warren.core.trie import SubscriptionTrie
 from warren.core.vpn import Vpn
+from warren.store.records import (
+    BindingRecord,
+    DeleteBinding,
+    DeleteExchange,
+    ExchangeRecord,
+    PutBinding,
+    PutExchange,
+)
 
 __all__ = [
     "AMQ_TOPIC",
@@ -51,6 +61,8 @@ __all__ = [
     "InvalidExpiration",
     "message_from_amqp",
     "properties_for",
+    "restore_binding",
+    "restore_exchange",
     "vhost_of",
 ]
 
@@ -245,6 +257,27 @@ class AmqpVhost:
             source.add(binding)
         if isinstance(destination, Exchange):
             destination.incoming.append(binding)
+        record = self._binding_record(binding)
+        if record is not None:
+            self.vpn.journal.append(PutBinding(record))  # type: ignore[union-attr]  # STORE
+
+    def _binding_record(self, binding: Binding) -> BindingRecord | None:
+        """What the store keeps of ``binding``: None unless both ends are durable."""
+        if self.vpn.journal is None or not binding.source.durable:
+            return None
+        destination = binding.destination
+        if isinstance(destination, Queue):
+            if not destination.store_id:
+                return None
+            queue_id = destination.store_id
+        elif destination.durable:
+            queue_id = 0
+        else:
+            return None
+        return BindingRecord(
+            self.vpn.name, binding.source.name, destination.name, binding.key, queue_id,
+            encode_table(binding.arguments) if binding.arguments else None,
+        )
 
     def unbind(
         self, source: Exchange, destination: Queue | Exchange, key: str, arguments: FieldTable
@@ -267,6 +300,9 @@ class AmqpVhost:
             source.discard(binding)
         if isinstance(destination, Exchange) and binding in destination.incoming:
             destination.incoming.remove(binding)
+        record = self._binding_record(binding)
+        if record is not None:
+            self.vpn.journal.append(DeleteBinding(record))  # type: ignore[union-attr]  # STORE
         if source.auto_delete and not source.bindings:
             self.delete_exchange(source)
         return True
@@ -283,6 +319,8 @@ class AmqpVhost:
             return
         exchange.deleted = True
         self.exchanges.pop(exchange.name, None)
+        if exchange.durable and self.vpn.journal is not None:
+            self.vpn.journal.append(DeleteExchange(self.vpn.name, exchange.name))  # STORE
         for binding in list(exchange.bindings):
             self.unbind(exchange, binding.destination, binding.key, binding.arguments)
         for binding in list(exchange.incoming):
@@ -298,6 +336,22 @@ class AmqpVhost:
                     exchange.discard(binding)
             if exchange.auto_delete and not exchange.bindings and not exchange.deleted:
                 self.delete_exchange(exchange)
+
+    def declare_exchange(
+        self, name: str, type_: str, *, durable: bool, auto_delete: bool, internal: bool,
+        arguments: FieldTable,
+    ) -> Exchange:
+        """A new exchange (the caller checked the name); a durable one is stored."""
+        exchange = self.exchanges[name] = Exchange(
+            name, type_, durable=durable, auto_delete=auto_delete, internal=internal,
+            arguments=arguments,
+        )
+        if durable and self.vpn.journal is not None:
+            self.vpn.journal.append(PutExchange(ExchangeRecord(  # STORE
+                self.vpn.name, name, type_, auto_delete, internal,
+                encode_table(arguments) if arguments else None,
+            )))
+        return exchange
 
     # publishing
 
@@ -587,3 +641,36 @@ def encoded_properties(message: Message) -> bytes | BasicProperties:
     data = encode_properties(props)
     wire[_WIRE_ENCODED] = data
     return data
+
+
+# --- recovery (docs/storage.md) --------------------------------------------------------------
+
+
+def _table(data: bytes | None) -> FieldTable:
+    return decode_table(data) if data else {}
+
+
+def restore_exchange(vpn: Vpn, record: ExchangeRecord) -> None:
+    """Start-up: a durable exchange as declared."""
+    vhost = vhost_of(vpn)
+    if record.name not in vhost.exchanges:
+        vhost.exchanges[record.name] = Exchange(
+            record.name, record.type, durable=True, auto_delete=record.auto_delete,
+            internal=record.internal, arguments=_table(record.arguments),
+        )
+
+
+def restore_binding(vpn: Vpn, record: BindingRecord) -> bool:
+    """Start-up: a binding between durable ends; False if an end is gone."""
+    vhost = vhost_of(vpn)
+    source = vhost.exchanges.get(record.source)
+    destination: Queue | Exchange | None
+    if record.queue_id:
+        destination = vpn.queues.get(record.destination)
+    else:
+        destination = vhost.exchanges.get(record.destination)
+    if source is None or destination is None:
+        return False
+    # Recovery runs before the VPN has a journal: nothing stored is journalled again.
+    vhost.bind(source, destination, record.routing_key, _table(record.arguments))
+    return True

@@ -24,6 +24,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from warren.adapters.backpressure import Throttle
@@ -55,13 +56,35 @@ from warren.codecs.mqtt import (
 )
 from warren.core.acl import AclDecision
 from warren.core.message import Message
+from warren.core.persistence import MessageCache
 from warren.core.router import NotAuthorized
-from warren.core.sessions import Session, Subscription
+from warren.core.sessions import Delivery, Session, Subscription
 from warren.core.topics import InvalidTopic, parse_mqtt_filter, parse_shared_subscription
 from warren.core.vpn import Vpn
 from warren.errors import ProtocolError, RemoteProtocolError
+from warren.store.errors import StorageError
+from warren.store.records import (
+    DeleteIncomingQos2,
+    DeleteSession,
+    DeleteSessionSubscription,
+    IncomingQos2Record,
+    PutIncomingQos2,
+    PutSession,
+    PutSessionSubscription,
+    SessionDelivery,
+    SessionRecord,
+    SessionSubscriptionRecord,
+)
 
-__all__ = ["MQTTConnection", "MqttSettings", "ReasonCode"]
+__all__ = [
+    "MQTTConnection",
+    "MqttSettings",
+    "ReasonCode",
+    "restore_delivery",
+    "restore_incoming_qos2",
+    "restore_session",
+    "restore_subscription",
+]
 
 log = logging.getLogger("warren.mqtt")
 
@@ -211,6 +234,9 @@ class MQTTConnection(asyncio.Protocol):
         self._alias_out_max = 0
         self._aliases_out: dict[str, int] = {}
         self._queue_full_warned = 0.0
+        # PUBACK/PUBREC waiting for a store commit: while any is, later ones queue
+        # behind it, so acknowledgements keep PUBLISH order [MQTT-4.6.0-2].
+        self._acks_waiting = 0
         self._dispatch: dict[type, Callable[[Any], None]] = {
             Publish: self._on_publish,
             PubAck: self._on_puback,
@@ -560,7 +586,11 @@ class MQTTConnection(asyncio.Protocol):
                 _publish_will(vpn, session, will)
         if not session.persistent:
             vpn.end_session(session)
-        elif session.expiry_interval != _SESSION_NEVER_EXPIRES:
+            return
+        if session.store_id and vpn.journal is not None:
+            # STORE: the disconnect time starts the session's expiry, across restarts.
+            vpn.journal.append(PutSession(_session_record(session, time.time())))
+        if session.expiry_interval != _SESSION_NEVER_EXPIRES:
             timers.expiry_handle = self._loop.call_later(
                 session.expiry_interval, _expire_session, vpn, session
             )
@@ -666,6 +696,17 @@ class MQTTConnection(asyncio.Protocol):
         session.receive_maximum = (
             props.receive_maximum if v5 and props.receive_maximum else 65535
         )
+        journal = vpn.journal
+        if journal is not None:
+            if session.persistent:
+                if not session.store_id:
+                    session.store_id = journal.store.next_id()
+                journal.append(PutSession(_session_record(session, None)))  # STORE
+            elif session.store_id:
+                # Resumed without expiry: it ends with this connection, so the store
+                # forgets it now.
+                journal.append(DeleteSession(session.store_id))  # STORE
+                session.forget_store()
         if v5:
             if props.maximum_packet_size:
                 self._client_max_packet = props.maximum_packet_size
@@ -741,8 +782,14 @@ class MQTTConnection(asyncio.Protocol):
         else:
             message = Message(topic, packet.payload, qos, packet.retain)
         if qos == 2 and packet.packet_id in session.incoming_qos2:
-            # [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged, not routed again.
-            self._send(PubRec(packet.packet_id))
+            # [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is acknowledged, not routed again
+            # (after the first one's commit, when that is still to come).
+            journal = self.vpn.journal
+            if self._acks_waiting and journal is not None:
+                self._acks_waiting += 1
+                journal.commit(partial(self._ack_committed, 2, packet.packet_id))
+            else:
+                self._send(PubRec(packet.packet_id))
             return
         if qos and len(session.incoming_qos2) >= self.settings.receive_maximum:
             # [MQTT-3.3.4-7] more unacknowledged QoS > 0 publishes than we allow.
@@ -759,9 +806,26 @@ class MQTTConnection(asyncio.Protocol):
             log.debug("client %r: %s", self.client_id, exc)
             self._ack_refused(packet, str(exc))
             return
+        journal = self.vpn.journal
+        journalled = len(journal.pending) if qos and journal is not None else 0
         router.publish(message, session)
         if router.congested is not None:
             self._throttle.engage(router.congested, session)
+        if journal is not None and qos and (
+            len(journal.pending) > journalled or self._acks_waiting
+        ):
+            # The message is owed to a persistent session (or retained): acknowledge
+            # it only once that is committed (DESIGN.md, step 5).
+            packet_id: int = packet.packet_id  # type: ignore[assignment]
+            if qos == 2:
+                session.incoming_qos2.add(packet_id)
+                if session.store_id:
+                    journal.append(PutIncomingQos2(  # STORE
+                        IncomingQos2Record(session.store_id, packet_id)
+                    ))
+            self._acks_waiting += 1
+            journal.commit(partial(self._ack_committed, qos, packet_id))
+            return
         if qos == 1:
             # A success PUBACK without properties is the same 4 bytes in 3.1.1 and 5.0
             # (MQTT 5.0 3.4.2.1: reason code and properties may be omitted).
@@ -770,6 +834,32 @@ class MQTTConnection(asyncio.Protocol):
         elif qos == 2:
             session.incoming_qos2.add(packet.packet_id)  # type: ignore[arg-type]
             self._send(PubRec(packet.packet_id))  # type: ignore[arg-type]
+
+    def _ack_committed(self, qos: int, packet_id: int, error: StorageError | None) -> None:
+        """The store committed (or refused) what a QoS >= 1 PUBLISH was owed."""
+        self._acks_waiting -= 1
+        if self._closing:
+            return
+        if error is None:
+            if qos == 1:
+                self.vpn.stats.messages_sent += 1
+                self._write(_PUBACK_HEADER + packet_id.to_bytes(2, "big"))
+            else:
+                self._send(PubRec(packet_id))
+            return
+        # Never acknowledge what was not kept: 5.0 is told (0x80), 3.1.1 has no
+        # failure code for PUBACK/PUBREC, so its connection is closed.
+        log.warning("client %r: message not acknowledged: %s", self.client_id, error)
+        if self.session is not None:
+            self.session.incoming_qos2.discard(packet_id)
+        if not self.v5:
+            self._disconnect_client(ReasonCode.UNSPECIFIED_ERROR, "storage failure")
+            return
+        props = self._reason("the broker could not store the message")
+        if qos == 1:
+            self._send(PubAck(packet_id, ReasonCode.UNSPECIFIED_ERROR, props))
+        else:
+            self._send(PubRec(packet_id, ReasonCode.UNSPECIFIED_ERROR, props))
 
     def _pause_reading(self) -> None:
         if self._transport is not None and not self._closing:
@@ -831,6 +921,10 @@ class MQTTConnection(asyncio.Protocol):
         assert session is not None
         if packet.packet_id in session.incoming_qos2:
             session.incoming_qos2.discard(packet.packet_id)
+            if session.store_id and self.vpn.journal is not None:
+                self.vpn.journal.append(  # STORE
+                    DeleteIncomingQos2(session.store_id, packet.packet_id)
+                )
             self._send(PubComp(packet.packet_id))
         elif self.v5:
             self._send(PubComp(packet.packet_id, ReasonCode.PACKET_ID_NOT_FOUND))
@@ -887,6 +981,10 @@ class MQTTConnection(asyncio.Protocol):
                 filtered=decision is AclDecision.FILTERED,
             )
             is_new = router.add(sub)
+            if session.store_id and self.vpn.journal is not None:
+                self.vpn.journal.append(PutSessionSubscription(  # STORE
+                    _subscription_record(session.store_id, sub)
+                ))
             codes.append(request.qos)
             # [MQTT-3.3.1-9..11] retained messages per retain handling; none for a
             # shared subscription [MQTT 5.0 4.8.2].
@@ -907,12 +1005,16 @@ class MQTTConnection(asyncio.Protocol):
         session = self.session
         assert session is not None
         router = self.vpn.router
-        codes = tuple(
-            ReasonCode.SUCCESS if router.remove(session, text)
-            else ReasonCode.NO_SUBSCRIPTION_EXISTED
-            for text in packet.topic_filters
-        )
-        self._send(UnsubAck(packet.packet_id, codes))
+        journal = self.vpn.journal if session.store_id else None
+        codes = []
+        for text in packet.topic_filters:
+            if router.remove(session, text):
+                codes.append(ReasonCode.SUCCESS)
+                if journal is not None:
+                    journal.append(DeleteSessionSubscription(session.store_id, text))  # STORE
+            else:
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        self._send(UnsubAck(packet.packet_id, tuple(codes)))
 
     def _on_pingreq(self, packet: PingReq) -> None:
         self._send(PingResp())
@@ -1013,3 +1115,108 @@ def _expire_session(vpn: Vpn, session: Session) -> None:
         _publish_will(vpn, session, will)
     log.debug("session %r expired", session.client_id)
     vpn.end_session(session)
+
+
+# --- durable sessions: records and recovery (docs/storage.md) -----------------------
+
+
+def _session_record(session: Session, disconnected_at: float | None) -> SessionRecord:
+    return SessionRecord(
+        session.store_id,
+        session.vpn.name,
+        session.client_id,
+        session.username,
+        session.expiry_interval,
+        disconnected_at,
+    )
+
+
+def _subscription_record(session_id: int, sub: Subscription) -> SessionSubscriptionRecord:
+    return SessionSubscriptionRecord(
+        session_id,
+        sub.key,
+        sub.qos,
+        sub.no_local,
+        sub.retain_as_published,
+        sub.retain_handling,
+        sub.identifier,
+    )
+
+
+def restore_session(vpn: Vpn, record: SessionRecord, settings: MqttSettings) -> Session:
+    """Start-up: a stored persistent session, offline, its expiry running again."""
+    session = Session(
+        record.client_id,
+        vpn,
+        username=record.username,
+        persistent=True,
+        expiry_interval=record.expiry_interval,
+        max_queued=settings.max_queued_messages,
+        queue_qos0=settings.queue_qos0_messages,
+    )
+    session.store_id = record.id
+    # A crash leaves no disconnect time: the session is offline from now on.
+    offline_for = 0.0 if record.disconnected_at is None else time.time() - record.disconnected_at
+    session.disconnected_at = time.monotonic() - max(0.0, offline_for)
+    vpn.add_session(session)
+    if record.expiry_interval != _SESSION_NEVER_EXPIRES:
+        remaining = max(0.0, record.expiry_interval - offline_for)
+        _timers(session).expiry_handle = asyncio.get_running_loop().call_later(
+            remaining, _expire_session, vpn, session
+        )
+    return session
+
+
+def restore_subscription(session: Session, record: SessionSubscriptionRecord) -> None:
+    """Start-up: one subscription of a restored session (the ACL is asked again)."""
+    router = session.vpn.router
+    text = record.key
+    try:
+        shared = parse_shared_subscription(text)
+        group, filter_text = shared if shared is not None else (None, text)
+        topic_filter = parse_mqtt_filter(filter_text)
+    except InvalidTopic as exc:
+        log.warning("session %r: stored subscription %r dropped: %s",
+                    session.client_id, text, exc)
+        return
+    decision = router.check_subscribe(session.username, topic_filter)
+    if decision is AclDecision.DENY:
+        log.warning("session %r: stored subscription %r dropped: the ACL now refuses it",
+                    session.client_id, text)
+        return
+    router.add(Subscription(
+        session,
+        text,
+        topic_filter,
+        qos=record.qos,
+        no_local=record.no_local,
+        retain_as_published=record.retain_as_published,
+        retain_handling=record.retain_handling,
+        identifier=record.identifier,
+        share_group=group,
+        filtered=decision is AclDecision.FILTERED,
+    ))
+
+
+def restore_delivery(session: Session, record: SessionDelivery, messages: MessageCache) -> None:
+    """Start-up: a delivery owed to a restored session; one sent before is resent
+    with DUP (or its PUBREL) when the client comes back [MQTT-4.4.0-1]."""
+    delivery = Delivery(
+        messages.get(record.message),
+        record.qos,
+        record.retain,
+        tuple(record.subscription_ids),
+        record.packet_id,
+        record.state,
+        record.id,
+    )
+    if delivery.state and delivery.packet_id not in session.inflight:
+        session.inflight[delivery.packet_id] = delivery
+    else:
+        delivery.packet_id = delivery.state = 0
+        session.pending.append(delivery)
+
+
+def restore_incoming_qos2(session: Session, record: IncomingQos2Record) -> None:
+    """Start-up: an inbound QoS 2 id whose PUBREL is still to come [MQTT-4.3.3-9]."""
+    session.incoming_qos2.add(record.packet_id)

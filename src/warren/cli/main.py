@@ -30,6 +30,11 @@ Configuration file (TOML); every key is optional:
   data_dir = "./warren-data"
   log_level = "info"            # debug | info | warning | error
   sys_interval = 10             # seconds between $SYS/broker/... updates; 0 = off
+  storage = "sqlite"            # durable state in data_dir/warren.db; "memory": none
+  synchronous = "full"          # "normal": no fsync per commit (survives kill -9,
+                                # not a power cut)
+  # storage_max_bytes = 1073741824  # cap the data file; beyond it persistent
+                                # messages are refused (PUBACK 0x80, basic.nack)
 
   [[listener]]
   protocol = "mqtt"             # "mqtt" (TCP), "mqtt-ws" (WebSocket), "native" (TCP)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from warren.store.records import StoredMessage
 
 __all__ = ["Message"]
 
@@ -25,6 +28,9 @@ class Message:
     ``wire`` is a scratch cache owned by adapters: encoded forms of this message
     keyed by whatever the adapter needs (protocol version, flags), so a message
     fanned out to many subscribers of one protocol is encoded once.
+
+    ``stored`` is the message as the store keeps it, once it has been stored (or
+    recovered): one body however many sessions or queues refer to it.
     """
 
     topic: str
@@ -41,6 +47,7 @@ class Message:
     message_id: str | None = None
     sender_id: str | None = None
     wire: dict[Any, Any] | None = field(default=None, repr=False)
+    stored: StoredMessage | None = field(default=None, repr=False)
 
     @property
     def has_properties(self) -> bool:

@@ -21,8 +21,10 @@ The core is synchronous and knows no protocol: consumers are reached through
 
 Storage: queues live in memory. Every point where a queue's durable state changes
 is marked ``# STORE:`` — enqueue, remove (ack, drop, dead-letter), requeue (the
-redelivered flag), declare and delete. The persistence issue puts those behind
-``store/`` for durable queues and persistent messages; nothing else has to change.
+redelivered flag), purge, declare and delete. With a store (``registry.journal``),
+a durable queue (``store_id`` set) journals its **persistent** messages (``qos`` >= 1:
+AMQP delivery mode 2, MQTT QoS >= 1) there; transient messages and non-durable
+queues never reach the store.
 """
 
 from __future__ import annotations
@@ -36,6 +38,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from warren.core.message import Message
+from warren.core.persistence import MessageCache, stored_message
+from warren.store.journal import Journal
+from warren.store.records import (
+    DeleteQueue,
+    Dequeue,
+    Enqueue,
+    PutQueue,
+    QueueRecord,
+    Redeliver,
+    StoredEntry,
+    monotonic_to_wall,
+    wall_to_monotonic,
+)
 
 if TYPE_CHECKING:
     from warren.core.router import Router
@@ -91,6 +106,7 @@ class QueueEntry:
     priority: int = 0
     redelivered: bool = False
     size: int = 0
+    store_id: int = 0  # its id in the store; 0 while not stored
 
 
 class ConsumerSink(Protocol):
@@ -175,6 +191,7 @@ class Queue:
         self.deleted = False
         self.last_used = time.monotonic()
         self._timer_at: float | None = None
+        self.store_id = 0  # set when the queue is durable and there is a store
         # Router subscriber interface (warren.core.sessions.Subscriber).
         self.subscriptions: dict[str, Subscription] = {}
         self.username: str | None = None
@@ -233,7 +250,9 @@ class Queue:
                 if limits.overflow is Overflow.REJECT_PUBLISH_DLX:
                     self._dead_letter(entry, "maxlen")
                 return False
-        self._push(entry)  # STORE: enqueue (durable queue, persistent message)
+        if self.store_id and message.qos:
+            self._store(entry)  # STORE: enqueue (durable queue, persistent message)
+        self._push(entry)
         self.dispatch()
         if self.ready_count and entry.expires_at is not None:
             self._schedule()
@@ -338,7 +357,8 @@ class Queue:
             if not consumer.no_ack:
                 consumer.unacked += 1
                 self.unacked_count += 1
-            # STORE: a no-ack delivery removes the message (ack on send).
+            if consumer.no_ack and entry.store_id:
+                self._unstore(entry)  # STORE: a no-ack delivery removes the message
             consumer.sink.send(consumer, entry)
         self._next_consumer = index % n if n else 0
 
@@ -357,7 +377,8 @@ class Queue:
     def ack(self, entry: QueueEntry, consumer: Consumer | None, *, dispatch: bool = True) -> None:
         """The message was processed: it leaves the queue for good."""
         self._settle(consumer)
-        # STORE: remove (acknowledged)
+        if entry.store_id:
+            self._unstore(entry)  # STORE: remove (acknowledged)
         if dispatch:
             self.dispatch()
 
@@ -380,7 +401,11 @@ class Queue:
 
     def requeue(self, entry: QueueEntry) -> None:
         """Put an unacked message back in its original place, marked redelivered."""
-        entry.redelivered = True  # STORE: requeue (redelivered flag)
+        entry.redelivered = True
+        if entry.store_id and self.store_id:
+            journal = self.registry.journal
+            assert journal is not None
+            journal.append(Redeliver(self.store_id, entry.store_id, 1))  # STORE: requeue
         level = self._levels[entry.priority]
         if not level or level[0].seq > entry.seq:
             level.appendleft(entry)
@@ -414,7 +439,13 @@ class Queue:
         """Drop every ready message; returns how many."""
         count = self.ready_count
         for level in self._levels:
-            level.clear()  # STORE: remove (purged)
+            if self.store_id:
+                # STORE: remove (purged). Ready entries only: unacknowledged ones
+                # stay stored until they are settled (PurgeQueue would drop them).
+                for entry in level:
+                    if entry.store_id:
+                        self._unstore(entry)
+            level.clear()
         self.ready_count = 0
         self._account(-self.ready_bytes)
         return count
@@ -473,10 +504,56 @@ class Queue:
         self.expire()
 
     def _dead_letter(self, entry: QueueEntry, reason: str) -> None:
-        # STORE: remove (dead-lettered; the hook re-publishes it elsewhere)
+        if entry.store_id:
+            # STORE: remove (dead-lettered; the hook re-publishes it elsewhere, in
+            # the same submission)
+            self._unstore(entry)
         hook = self.registry.dead_letter
         if hook is not None and self.limits.dead_letter_exchange is not None:
             hook(self, entry, reason)
+
+
+    # --- STORE points -----------------------------------------------------------------
+
+    def _store(self, entry: QueueEntry) -> None:
+        journal = self.registry.journal
+        assert journal is not None  # store_id is only set when there is a store
+        entry.store_id = journal.store.next_id()
+        journal.append(Enqueue(StoredEntry(
+            self.store_id,
+            entry.store_id,
+            stored_message(entry.message, journal),
+            entry.source,
+            entry.key,
+            monotonic_to_wall(entry.expires_at),
+            entry.priority,
+            1 if entry.redelivered else 0,
+        )))
+
+    def _unstore(self, entry: QueueEntry) -> None:
+        journal = self.registry.journal
+        if journal is not None and self.store_id:
+            journal.append(Dequeue(self.store_id, entry.store_id))
+        entry.store_id = 0
+
+    def forget(self, entry: QueueEntry) -> None:
+        """A pulled message needs no acknowledgement (basic.get no-ack): it is gone."""
+        if entry.store_id:
+            self._unstore(entry)
+
+    def restore(self, stored: StoredEntry, messages: MessageCache) -> None:
+        """Start-up: put a stored entry back at the tail (entries come in id order)."""
+        message = messages.get(stored.message)
+        entry = QueueEntry(
+            message, next(_seq), stored.source, stored.key,
+            wall_to_monotonic(stored.expires_at), stored.priority, stored.redeliveries > 0,
+            len(message.payload), stored.id,
+        )
+        if entry.priority >= len(self._levels):
+            entry.priority = len(self._levels) - 1
+        self._push(entry)
+        if entry.expires_at is not None:
+            self._schedule()
 
 
 DeadLetterHook = Callable[[Queue, QueueEntry, str], None]
@@ -489,6 +566,7 @@ class QueueRegistry:
 
     def __init__(self, router: Router) -> None:
         self.router = router
+        self.vpn_name = ""
         self.queues: dict[str, Queue] = {}
         # Hooks installed by the I/O and protocol layers:
         self.timer: Timer | None = None  # call back at a time.monotonic() deadline
@@ -500,6 +578,8 @@ class QueueRegistry:
         # Messages refused by full queues (reject-publish) on the router path; a
         # publisher compares it before and after router.publish to learn of refusals.
         self.rejections = 0
+        # Where durable queues journal (Vpn.attach_journal); None: nothing is stored.
+        self.journal: Journal | None = None
 
     def __len__(self) -> int:
         return len(self.queues)
@@ -516,8 +596,15 @@ class QueueRegistry:
         owner: object = None,
         limits: QueueLimits | None = None,
         arguments: object = None,
+        stored_arguments: bytes | None = None,
+        store_id: int = 0,
     ) -> Queue:
-        """Create queue ``name`` (the caller checked it does not exist)."""
+        """Create queue ``name`` (the caller checked it does not exist).
+
+        A durable, non-exclusive queue is stored when there is a store;
+        ``stored_arguments`` is the declaring protocol's encoding of ``arguments``,
+        ``store_id`` the id of a queue being recovered (then nothing is journalled).
+        """
         queue = Queue(
             self,
             name,
@@ -527,7 +614,19 @@ class QueueRegistry:
             limits=limits,
             arguments=arguments,
         )
-        self.queues[name] = queue  # STORE: declare (durable queue)
+        self.queues[name] = queue
+        journal = self.journal
+        if store_id:
+            queue.store_id = store_id
+        elif durable and owner is None and journal is not None:
+            queue.store_id = journal.store.next_id()
+            lim = queue.limits
+            journal.append(PutQueue(QueueRecord(  # STORE: declare (durable queue)
+                queue.store_id, self.vpn_name, name, False, auto_delete,
+                lim.message_ttl, lim.expires, lim.max_length, lim.max_length_bytes,
+                lim.overflow.value, None, lim.max_priority, None,
+                lim.dead_letter_exchange, lim.dead_letter_routing_key, stored_arguments,
+            )))
         queue.touch()
         return queue
 
@@ -537,7 +636,10 @@ class QueueRegistry:
             return 0
         queue.deleted = True
         if self.queues.get(queue.name) is queue:
-            del self.queues[queue.name]  # STORE: delete
+            del self.queues[queue.name]
+        if queue.store_id and self.journal is not None:
+            self.journal.append(DeleteQueue(queue.store_id))  # STORE: delete
+            queue.store_id = 0
         self.router.remove_all(queue)
         for hook in self.on_delete:
             hook(queue)

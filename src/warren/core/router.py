@@ -11,12 +11,15 @@ from __future__ import annotations
 from warren.core.acl import AccessControl, AclDecision
 from warren.core.inbox import reaches_inbox
 from warren.core.message import Message
+from warren.core.persistence import stored_message
 from warren.core.retained import RetainedStore
 from warren.core.sessions import Session, SharedGroup, Subscriber, Subscription
 from warren.core.stats import BrokerStats
 from warren.core.topics import Filter
 from warren.core.trie import SubscriptionTrie
 from warren.errors import WarrenError
+from warren.store.journal import Journal
+from warren.store.records import DeleteRetained, RetainedRecord, SetRetained
 
 __all__ = ["NotAuthorized", "Router"]
 
@@ -47,6 +50,13 @@ class Router:
         # during a publish sets itself here; the publishing adapter reads it, clears
         # it and pauses reading from its client until that session drains.
         self.congested: Session | None = None
+        # Retained messages are durable when the VPN has a store (Vpn.attach_journal).
+        self.journal: Journal | None = None
+        self.vpn_name = ""
+
+    def attach_journal(self, journal: Journal, vpn_name: str) -> None:
+        self.journal = journal
+        self.vpn_name = vpn_name
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -120,6 +130,8 @@ class Router:
         for topic, message in self.retained.match(f):
             if message.expires_at is not None and message.expired():
                 self.retained.delete(topic)
+                if self.journal is not None:
+                    self.journal.append(DeleteRetained(self.vpn_name, topic))  # STORE
                 continue
             out.append(message)
         return out
@@ -145,8 +157,13 @@ class Router:
             # empty payload removes it.
             if message.payload:
                 self.retained.set(topic, message)
-            else:
-                self.retained.delete(topic)
+                if self.journal is not None and not topic.startswith("$SYS/"):
+                    # STORE: retain (the broker's own $SYS values are not kept)
+                    self.journal.append(SetRetained(RetainedRecord(
+                        self.vpn_name, topic, stored_message(message, self.journal)
+                    )))
+            elif self.retained.delete(topic) and self.journal is not None:
+                self.journal.append(DeleteRetained(self.vpn_name, topic))  # STORE
         matches = self.trie.match(topic)
         if not matches:
             return 0

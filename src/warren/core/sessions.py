@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from warren.core.message import Message
+from warren.core.persistence import stored_message
 from warren.core.topics import Filter
+from warren.store.records import (
+    DeleteSessionDelivery,
+    PutSessionDelivery,
+    SessionDelivery,
+    UpdateSessionDelivery,
+)
 
 if TYPE_CHECKING:
     from warren.core.vpn import Vpn
@@ -114,6 +121,7 @@ class Delivery:
     subscription_ids: tuple[int, ...] = ()
     packet_id: int = 0
     state: int = 0  # 0 not sent; AWAIT_ACK; AWAIT_COMP
+    store_id: int = 0  # its id in the store; 0 while not stored
 
 
 class DeliverySink(Protocol):
@@ -164,6 +172,7 @@ class Session:
         "receive_maximum",
         "sink",
         "stalled",
+        "store_id",
         "subscriptions",
         "username",
         "vpn",
@@ -205,6 +214,10 @@ class Session:
         # Set when a pause expired without this session draining anything: a stuck
         # client must not throttle publishers; its messages are dropped instead.
         self.stalled = False
+        # The session's id in the store, 0 unless it is persistent and the broker
+        # has a store: then QoS >= 1 deliveries owed to it are journalled
+        # (``vpn.journal``) at each change (STORE points below).
+        self.store_id = 0
 
     def __repr__(self) -> str:
         return f"<Session {self.client_id!r} vpn={self.vpn.name!r} subs={len(self.subscriptions)}>"
@@ -251,12 +264,16 @@ class Session:
                 self.sink.queue_full()
             return
         self.pending.append(delivery)
+        if self.store_id and delivery.qos:
+            self._store_delivery(delivery)  # STORE: put (owed, not sent)
 
     def _send_new(self, delivery: Delivery, sink: DeliverySink) -> None:
         packet_id = self.next_packet_id()
         delivery.packet_id = packet_id
         delivery.state = AWAIT_ACK
         self.inflight[packet_id] = delivery
+        if self.store_id:
+            self._store_delivery(delivery)  # STORE: put or update (sent)
         sink.send_publish(
             delivery.message, delivery.qos, delivery.retain, delivery.subscription_ids,
             packet_id, False,
@@ -283,6 +300,8 @@ class Session:
             if delivery.message.expires_at is not None and delivery.message.expired(now):
                 # [MQTT-3.3.2-5] an expired message is not delivered.
                 pending.popleft()
+                if delivery.store_id:
+                    self._unstore_delivery(delivery)  # STORE: delete (expired)
                 continue
             if delivery.qos == 0:
                 pending.popleft()
@@ -317,6 +336,8 @@ class Session:
         delivery = self.inflight.pop(packet_id, None)
         if delivery is None:
             return False
+        if delivery.store_id:
+            self._unstore_delivery(delivery)  # STORE: delete (acknowledged)
         if self.pending:
             self.drain()
         return True
@@ -327,7 +348,45 @@ class Session:
         if delivery is None or delivery.qos != 2:
             return False
         delivery.state = AWAIT_COMP
+        if self.store_id and delivery.store_id:
+            self._store_delivery(delivery)  # STORE: update (PUBREL sent)
         return True
+
+    # --- STORE points ---------------------------------------------------------------
+
+    def _store_delivery(self, delivery: Delivery) -> None:
+        """Journal a new delivery, or the new state of a stored one."""
+        journal = self.vpn.journal
+        assert journal is not None  # store_id is only set when there is a store
+        if delivery.store_id:
+            journal.append(UpdateSessionDelivery(
+                self.store_id, delivery.store_id, delivery.packet_id, delivery.state
+            ))
+            return
+        delivery.store_id = journal.store.next_id()
+        journal.append(PutSessionDelivery(SessionDelivery(
+            self.store_id,
+            delivery.store_id,
+            stored_message(delivery.message, journal),
+            delivery.qos,
+            delivery.retain,
+            delivery.subscription_ids,
+            delivery.packet_id,
+            delivery.state,
+        )))
+
+    def forget_store(self) -> None:
+        """The store no longer holds this session (it stopped being persistent)."""
+        self.store_id = 0
+        for delivery in self.inflight.values():
+            delivery.store_id = 0
+        for delivery in self.pending:
+            delivery.store_id = 0
+
+    def _unstore_delivery(self, delivery: Delivery) -> None:
+        journal = self.vpn.journal
+        if journal is not None and self.store_id:
+            journal.append(DeleteSessionDelivery(self.store_id, delivery.store_id))
 
     def attach(self, sink: DeliverySink) -> None:
         """A connection takes this session: resend what is in flight, then drain.

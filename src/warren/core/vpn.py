@@ -7,6 +7,8 @@ from warren.core.queues import QueueRegistry
 from warren.core.router import Router
 from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
+from warren.store.journal import Journal
+from warren.store.records import DeleteSession
 
 __all__ = ["Vpn"]
 
@@ -26,6 +28,15 @@ class Vpn:
         self.router = Router(self.acl, stats)
         self.sessions: dict[str, Session] = {}
         self.queues = QueueRegistry(self.router)  # guaranteed delivery (core/queues.py)
+        # Where durable state changes are journalled; None: nothing is stored.
+        self.journal: Journal | None = None
+
+    def attach_journal(self, journal: Journal) -> None:
+        """Journal this VPN's durable state (persistent sessions, retained messages)."""
+        self.journal = journal
+        self.router.attach_journal(journal, self.name)
+        self.queues.journal = journal
+        self.queues.vpn_name = self.name
 
     def __repr__(self) -> str:
         return f"<Vpn {self.name!r} sessions={len(self.sessions)}>"
@@ -45,3 +56,6 @@ class Vpn:
             self.stats.clients_total -= 1
         self.router.remove_all(session)
         session.discard_state()
+        if session.store_id and self.journal is not None:
+            self.journal.append(DeleteSession(session.store_id))  # STORE: delete session
+            session.store_id = 0

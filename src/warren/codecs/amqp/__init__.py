@@ -47,6 +47,7 @@ from ._fields import (
     UInt8,
     UInt16,
     UInt32,
+    decode_table,
     encode_table,
 )
 from ._methods import *  # noqa: F403 (the method classes, listed in _methods.__all__)
@@ -85,6 +86,7 @@ __all__ = [
     "UInt16",
     "UInt32",
     "decode_properties",
+    "decode_table",
     "encode_properties",
     "encode_table",
     "negotiate_frame_max",

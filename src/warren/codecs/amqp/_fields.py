@@ -476,6 +476,11 @@ def _write_value(value: FieldValue, out: list[bytes]) -> None:
         ) from exc
 
 
+def decode_table(data: bytes) -> dict[str, FieldValue]:
+    """The field table :func:`encode_table` wrote (e.g. kept in a data file)."""
+    return read_table(data, 0, len(data))[0]
+
+
 def encode_table(table: Mapping[str, FieldValue] | None) -> bytes:
     """A field table: a uint32 length, then each name (shortstr) and typed value."""
     if not table:
