@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from warren.codecs.native import (
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -28,6 +29,7 @@ from warren.codecs.native import (
     Result,
     Role,
     Subscribe,
+    Unbind,
     Unsubscribe,
 )
 
@@ -170,13 +172,25 @@ def _ranges(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
 
 sub_ids = st.integers(1, U32)
 acks = st.builds(Ack, _ranges())
-nacks = st.builds(Nack, _ranges(), codes, short_text)
+nacks = st.builds(Nack, _ranges(), codes, short_text, st.booleans())
 errors = st.builds(Error, codes, short_text, st.booleans(), _opt(names))
 disconnects = st.builds(Disconnect, codes, short_text)
 subscribes = st.builds(Subscribe, u32, sub_ids, names)
 unsubscribes = st.builds(Unsubscribe, u32, sub_ids, _opt(names))
 results = st.builds(Result, u32, codes, short_text)
 credits = st.builds(Credit, st.integers(1, U32))
+binds = st.builds(
+    Bind,
+    u32,
+    sub_ids,
+    names,
+    st.sampled_from(["exclusive", "non-exclusive"]),
+    st.booleans(),
+    st.booleans(),
+    st.lists(names, max_size=3).map(tuple),
+    st.booleans(),
+)
+unbinds = st.builds(Unbind, u32, sub_ids)
 common = st.one_of(acks, nacks, st.just(Ping()), st.just(Pong()), errors, disconnects)
 
 connects = st.builds(
@@ -204,7 +218,7 @@ connecteds = st.builds(
 def events_from(role: Role) -> st.SearchStrategy[Event]:
     """Any frame ``role`` may send once connected (with flow control on)."""
     if role is Role.CLIENT:
-        own = st.one_of(publishes(), subscribes, unsubscribes, credits)
+        own = st.one_of(publishes(), subscribes, unsubscribes, credits, binds, unbinds)
     else:
         own = st.one_of(delivers(), results)
     return st.one_of(own, own, common)  # own frames twice as often

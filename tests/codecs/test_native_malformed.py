@@ -79,7 +79,7 @@ def test_refusal_can_be_sent_after_a_bad_preamble() -> None:
     assert wire[0] == 0x0D
 
 
-@pytest.mark.parametrize("frame_type", [0x00, 0x0F, 0x42, 0xFF])
+@pytest.mark.parametrize("frame_type", [0x00, 0x11, 0x42, 0xFF])
 def test_unknown_frame_type(frame_type: int) -> None:
     _raises_both_ways(connected_server, frame(frame_type, b""), ErrorCode.MALFORMED_FRAME)
 

@@ -24,6 +24,7 @@ from ._codes import ErrorCode
 from ._events import (
     MAX_ID,
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -39,6 +40,7 @@ from ._events import (
     Publish,
     Result,
     Subscribe,
+    Unbind,
     Unsubscribe,
 )
 
@@ -69,6 +71,8 @@ EVENT_CLASSES: Final[dict[FrameType, type[Event]]] = {
     FrameType.PONG: Pong,
     FrameType.ERROR: Error,
     FrameType.DISCONNECT: Disconnect,
+    FrameType.BIND: Bind,
+    FrameType.UNBIND: Unbind,
 }
 
 # One Decoder per frame type, made once: msgspec compiles the Struct's schema into
