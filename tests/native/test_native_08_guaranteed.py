@@ -13,6 +13,7 @@ from native_wire import Wire
 from warren.codecs.native import (
     Ack,
     Bind,
+    Credit,
     Deliver,
     Disconnect,
     ErrorCode,
@@ -184,3 +185,18 @@ def test_mqtt_qos1_publish_reaches_a_native_queue(wire, peers, uid: str) -> None
     assert d.messages[0].payload == b"from-mqtt" and d.messages[0].qos == 1
     sub.send(Ack(((d.first_id, d.first_id),)))  # type: ignore[arg-type]
     sub.assert_nothing()
+
+
+def test_browser_respects_credit(wire, uid: str) -> None:  # type: ignore[no-untyped-def]
+    q = f"{uid}-browse-credit"
+    admin = _g(wire)
+    assert _bind(admin, 1, q, create=True, topics=(f"{uid}/bc",)).code == 0
+    assert admin.send(Unbind(next(_requests), 1)) is None and admin._result().code == 0
+    _persist(_g(wire), 1, *(Message(f"{uid}/bc", bytes([i])) for i in range(3)))
+    browser = wire(capabilities=G, initial_credit=1)
+    assert _bind(browser, 1, q, browse=True).code == 0
+    [(_, first)] = browser.messages(1)
+    browser.assert_nothing()  # no credit left
+    browser.send(Credit(2))
+    assert [m.payload for _, m in browser.messages(2)] == [b"\x01", b"\x02"]
+    assert first.payload == b"\x00"

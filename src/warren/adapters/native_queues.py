@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
@@ -71,6 +72,7 @@ class _Flow:
     browse: bool = False
     started: bool = False  # the RESULT of the BIND went first
     unsettled: set[int] = field(default_factory=set)
+    browsing: deque[QueueEntry] = field(default_factory=deque)  # a browser's snapshot
 
     # ConsumerSink
     def ready(self, consumer: Consumer) -> bool:
@@ -227,8 +229,15 @@ class Guaranteed:
         if flow.consumer is not None:
             flow.queue.dispatch()
             return
-        for entry in list(flow.queue.iter_ready()):  # a browser: a snapshot of copies
-            self.deliver(flow, entry)
+        flow.browsing.extend(flow.queue.iter_ready())  # a browser: a snapshot of copies
+        self._browse(flow)
+
+    def _browse(self, flow: _Flow) -> None:
+        """Send a browser's next copies, as far as the credit goes."""
+        browsing = flow.browsing
+        can_send = self.conn.can_send
+        while browsing and can_send():
+            self.deliver(flow, browsing.popleft())
 
     def unbind(self, event: Unbind) -> tuple[int, str]:
         flow = self.flows.get(event.subscription_id)
@@ -306,6 +315,8 @@ class Guaranteed:
         for flow in list(self.flows.values()):
             if flow.consumer is not None:
                 flow.queue.dispatch()
+            elif flow.browsing:
+                self._browse(flow)
 
     def close(self) -> None:
         """The connection ended: requeue what is unsettled, delete non-durable queues."""

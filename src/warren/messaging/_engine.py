@@ -486,7 +486,12 @@ class Engine:
         conn, self.conn = self.conn, None
         if conn is not None:
             await conn.close()
-        self._fail_waiting(IllegalStateError("the messaging service disconnected"))
+        stopped = IllegalStateError("the messaging service disconnected")
+        self._fail_waiting(stopped)
+        flows = list(self.flows.values())
+        self.flows.clear()
+        for flow in flows:
+            flow.lost(stopped)
         self.state = ServiceState.DISCONNECTED
 
     async def _connect_with_retries(self, strategy: RetryStrategy, *, reconnecting: bool) -> None:
