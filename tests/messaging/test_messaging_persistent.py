@@ -141,11 +141,20 @@ def test_unsettled_messages_are_redelivered_to_another_receiver(service, uid: st
     second.ack(again)
 
 
-def test_exclusive_queue_refuses_a_second_receiver(service, uid: str) -> None:  # type: ignore[no-untyped-def]
+def test_exclusive_queue_second_receiver_takes_over(service, uid: str) -> None:  # type: ignore[no-untyped-def]
     q = Queue.durable_exclusive_queue(f"{uid}-excl")
-    _receiver(service(), q)
-    with pytest.raises(PubSubPlusClientError):
-        _receiver(service(), q)
+    first = _receiver(service(), q, f"{uid}/x")
+    second = _receiver(service(), q)  # standing by
+    publisher = _publisher(service())
+    publisher.publish_await_acknowledgement("a", Topic.of(f"{uid}/x"), WAIT_MS)
+    m = first.receive_message(WAIT_MS)
+    assert m is not None and m.get_payload_as_string() == "a"
+    first.ack(m)
+    first.terminate()
+    publisher.publish_await_acknowledgement("b", Topic.of(f"{uid}/x"), WAIT_MS)
+    m = second.receive_message(WAIT_MS)
+    assert m is not None and m.get_payload_as_string() == "b"
+    second.ack(m)
 
 
 def test_non_exclusive_queue_shares_messages(service, uid: str) -> None:  # type: ignore[no-untyped-def]

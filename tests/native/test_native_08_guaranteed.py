@@ -81,11 +81,26 @@ def test_persistent_publish_to_queue_then_ack(wire, uid: str) -> None:  # type: 
     assert all(m.qos == 1 for _, m in got)
     sub.send(Ack(((got[0][0], got[1][0]),)))
     sub.assert_nothing()
-    # Acknowledged messages are gone: a new flow on the queue gets nothing.
-    assert _bind(sub, 4, q, access="non-exclusive").code == ErrorCode.QUEUE_IN_USE
+    # Acknowledged messages are gone: the next flow on the queue gets nothing.
     assert sub.send(Unbind(next(_requests), 3)) is None and sub._result().code == 0
     assert _bind(sub, 4, q).code == 0
     sub.assert_nothing()
+
+
+def test_exclusive_queue_has_one_active_flow_and_standbys(wire, uid: str) -> None:  # type: ignore[no-untyped-def]
+    q = f"{uid}-excl"
+    active, standby = _g(wire), _g(wire)
+    assert _bind(active, 1, q, create=True, topics=(f"{uid}/x",)).code == 0
+    assert _bind(standby, 2, q).code == 0  # accepted, standing by
+    pub = _g(wire)
+    _persist(pub, 1, Message(f"{uid}/x", b"1"), Message(f"{uid}/x", b"2"))
+    assert [m.payload for _, m in active.messages(2)] == [b"1", b"2"]
+    standby.assert_nothing()
+    # The active flow goes without settling: the standby takes over and gets both.
+    active.send(Disconnect())
+    active.expect_closed()
+    got = standby.messages(2)
+    assert [(ids, m.payload) for ids, m in got] == [((2,), b"1"), ((2,), b"2")]
 
 
 def test_failed_is_redelivered_and_disconnect_requeues(wire, uid: str) -> None:  # type: ignore[no-untyped-def]

@@ -59,6 +59,9 @@ DEAD_MESSAGE_QUEUE: Final = "#DEAD_MSG_QUEUE"
 # The access type a native BIND created a queue with (core queues have no such
 # notion; AMQP-declared queues are missing here and take the BIND's access).
 _ACCESS: weakref.WeakKeyDictionary[Queue, str] = weakref.WeakKeyDictionary()
+# Standby flows of exclusive queues, in BIND order: the first becomes the active
+# consumer when the active one goes (Solace PubSub+ exclusive-queue semantics).
+_STANDBY: weakref.WeakKeyDictionary[Queue, list[_Flow]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True, eq=False)
@@ -216,6 +219,10 @@ class Guaranteed:
         try:
             queue.add_consumer(consumer)
         except QueueError as exc:
+            if exc.reason == QueueError.IN_USE and consumer.exclusive:
+                # Another flow is active: this one stands by, in order.
+                _STANDBY.setdefault(queue, []).append(flow)
+                return 0, ""
             del self.flows[flow.subscription_id]
             return ErrorCode.QUEUE_IN_USE, str(exc)
         return 0, ""
@@ -250,6 +257,10 @@ class Guaranteed:
         self.flows.pop(flow.subscription_id, None)
         queue = flow.queue
         consumer = flow.consumer
+        standby = _STANDBY.get(queue)
+        if standby is not None and flow in standby:
+            standby.remove(flow)  # it never consumed
+            return
         if consumer is not None:
             queue.remove_consumer(consumer)
         ids = sorted(flow.unsettled)
@@ -259,6 +270,7 @@ class Guaranteed:
             if consumer is not None:
                 queue.reject(entry, consumer, True, dispatch=False)
         if consumer is not None:
+            _promote(queue)
             queue.dispatch()
 
     def deliver(self, flow: _Flow, entry: QueueEntry) -> None:
@@ -325,6 +337,20 @@ class Guaranteed:
         registry = self.conn.vpn.queues
         for queue in registry.owned_by(self.conn):
             registry.delete(queue)
+
+
+def _promote(queue: Queue) -> None:
+    """The exclusive queue has no active flow: the first standby flow takes over."""
+    standby = _STANDBY.get(queue)
+    while standby and not queue.consumers and not queue.deleted:
+        flow = standby.pop(0)
+        if flow.consumer is None or flow.guaranteed.conn.closing:
+            continue
+        try:
+            queue.add_consumer(flow.consumer)
+        except QueueError:
+            standby.insert(0, flow)
+            return
 
 
 def _with_qos1(m: NativeMessage) -> NativeMessage:

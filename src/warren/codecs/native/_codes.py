@@ -59,7 +59,7 @@ class ErrorCode(enum.IntEnum):
     UNKNOWN_QUEUE = 305
     """BIND names a queue that does not exist (and does not ask to create it)."""
     QUEUE_IN_USE = 306
-    """BIND to an exclusive queue that another flow consumes, or a mismatch."""
+    """BIND to another connection's non-durable queue, or to a queue held exclusively."""
 
     # 4xx: the server's state.
     SERVER_SHUTTING_DOWN = 400
