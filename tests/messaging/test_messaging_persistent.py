@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import queue as std_queue
+import socket
+import threading
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from warren.messaging import (
     PublishReceipt,
     PubSubPlusClientError,
     Queue,
+    RetryStrategy,
     Topic,
     TopicSubscription,
 )
@@ -244,3 +247,31 @@ def test_async_variants(props, uid: str) -> None:  # type: ignore[no-untyped-def
             await receiver.terminate()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_queue_receiver_binds_again_after_reconnecting(make_broker, service, uid: str) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    extra = (
+        '[[listener]]\nprotocol = "mqtt"\nhost = "127.0.0.1"\nport = 0\n'
+        f'[[listener]]\nprotocol = "native"\nhost = "127.0.0.1"\nport = {port}\n'
+    )
+    broker = make_broker(extra)
+    svc = service(target=broker, reconnect=RetryStrategy.forever_retry(20))
+    reconnected = threading.Event()
+    svc.add_reconnection_listener(lambda event: reconnected.set())
+    receiver = _receiver(svc, Queue.durable_exclusive_queue(f"{uid}-rebind"), f"{uid}/rb")
+    publisher = _publisher(svc)
+    publisher.publish_await_acknowledgement("before", Topic.of(f"{uid}/rb"), WAIT_MS)
+    before = receiver.receive_message(WAIT_MS)
+    assert before is not None and before.get_payload_as_string() == "before"
+    assert broker.stop() == 0
+    make_broker.launcher.start(extra, workdir=broker.workdir)  # same port, queues in memory
+    assert reconnected.wait(10)
+    receiver.ack(before)  # from the old connection: dropped, not misapplied
+    # The flow was bound again (the queue and its subscription created anew).
+    publisher.publish_await_acknowledgement("after", Topic.of(f"{uid}/rb"), WAIT_MS)
+    after = receiver.receive_message(WAIT_MS)
+    assert after is not None and after.get_payload_as_string() == "after"
+    receiver.ack(after)

@@ -123,6 +123,10 @@ class Flow(Protocol):
 
     def deliver_guaranteed(self, message: InboundMessage, delivery_id: int) -> None: ...
 
+    def interrupted(self) -> None:
+        """The connection was lost; the flow is bound again once reconnected."""
+        ...
+
     def lost(self, error: PubSubPlusClientError) -> None: ...
 
 
@@ -432,6 +436,10 @@ class Engine:
         # Guaranteed messaging: queue flows by subscription id, and the receipts
         # awaited for persistent publishes, by publish id.
         self.flows: dict[int, Flow] = {}
+        self.flow_binds: dict[int, Bind] = {}  # re-sent after a reconnection
+        # Connections made so far: delivery ids are only valid on the connection
+        # that delivered them, so a settle from an earlier one is dropped.
+        self.epoch = 0
         self.receipts: dict[int, Callable[[PubSubPlusClientError | None], None]] = {}
         self._next_publish_id = 0
         self.replies: dict[str, asyncio.Future[InboundMessage]] = {}
@@ -488,10 +496,7 @@ class Engine:
             await conn.close()
         stopped = IllegalStateError("the messaging service disconnected")
         self._fail_waiting(stopped)
-        flows = list(self.flows.values())
-        self.flows.clear()
-        for flow in flows:
-            flow.lost(stopped)
+        self._end_flows(stopped)
         self.state = ServiceState.DISCONNECTED
 
     async def _connect_with_retries(self, strategy: RetryStrategy, *, reconnecting: bool) -> None:
@@ -541,6 +546,7 @@ class Engine:
             config.connect_timeout,
         )
         self.conn = conn
+        self.epoch += 1  # settles of earlier connections' deliveries are void now
         self.uri = endpoint.uri
         self.client_name = connected.client_name
         self.inbox_prefix = connected.inbox_prefix
@@ -555,6 +561,16 @@ class Engine:
             if result.code:
                 log.warning("re-subscribing %r (subscription %d) failed: %s", text, sub_id,
                             error_for_code(result.code, result.text))
+        binds = [(sub_id, conn.request(bind)) for sub_id, bind in self.flow_binds.items()]
+        for sub_id, future in binds:
+            result = await future
+            if result.code:
+                error = error_for_code(result.code, result.text)
+                log.warning("binding queue flow %d again failed: %s", sub_id, error)
+                self.flow_binds.pop(sub_id, None)
+                flow = self.flows.pop(sub_id, None)
+                if flow is not None:
+                    flow.lost(error)
         if conn.lost or self.conn is not conn:
             raise ServiceUnreachableError(f"connection to {endpoint.uri} lost while opening")
 
@@ -566,10 +582,8 @@ class Engine:
         # Unacknowledged persistent publishes fail (the application may publish them
         # again); queue flows end: their unsettled messages go back to the queues.
         self._fail_receipts(error)
-        flows = list(self.flows.values())
-        self.flows.clear()
-        for flow in flows:
-            flow.lost(error)
+        for flow in list(self.flows.values()):
+            flow.interrupted()
         if self.state is not ServiceState.CONNECTED:
             return  # connecting or disconnecting: their code handles it
         log.info("connection to %s lost: %s", self.uri, error)
@@ -606,9 +620,17 @@ class Engine:
         for callback in receipts:
             callback(error)
 
+    def _end_flows(self, error: PubSubPlusClientError) -> None:
+        flows = list(self.flows.values())
+        self.flows.clear()
+        self.flow_binds.clear()
+        for flow in flows:
+            flow.lost(error)
+
     def _interrupted(self, error: PubSubPlusClientError) -> None:
         self.state = ServiceState.DISCONNECTED
         self._fail_waiting(error)
+        self._end_flows(error)
         self.events.interrupted(self.uri, error)
 
     def _fail_waiting(self, error: PubSubPlusClientError) -> None:
@@ -706,19 +728,23 @@ class Engine:
         if result.code:
             self.flows.pop(event.subscription_id, None)
             raise error_for_code(result.code, result.text)
+        # Bound again after a reconnection: a temporary queue is created anew.
+        self.flow_binds[event.subscription_id] = event if event.durable else \
+            msgspec.structs.replace(event, create=True)
 
     async def unbind(self, subscription_id: int) -> None:
         self.flows.pop(subscription_id, None)
+        self.flow_binds.pop(subscription_id, None)
         conn = self.conn
         if self.state is ServiceState.CONNECTED and conn is not None:
             with contextlib.suppress(PubSubPlusClientError):
                 await conn.request(Unbind(0, subscription_id))
 
-    def settle(self, delivery_id: int, outcome: str) -> None:
+    def settle(self, delivery_id: int, outcome: str, epoch: int) -> None:
         """Settle a guaranteed delivery: "accepted", "failed" or "rejected"."""
         conn = self.conn
-        if conn is None or conn.lost:
-            return  # the broker redelivers it: the flow ended with the connection
+        if conn is None or conn.lost or epoch != self.epoch:
+            return  # the broker redelivers it: the flow ended with its connection
         ranges = ((delivery_id, delivery_id),)
         if outcome == "accepted":
             conn.send(Ack(ranges))

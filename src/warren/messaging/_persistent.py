@@ -282,8 +282,9 @@ class PersistentMessagePublisherBuilder:
 class _Guaranteed(InboundMessage):
     """A message of a queue: it remembers its delivery id, for settling."""
 
-    __slots__ = ("_delivery_id",)
+    __slots__ = ("_delivery_id", "_epoch")
     _delivery_id: int
+    _epoch: int  # the engine's connection count when it was delivered
 
 
 _Item = InboundMessage
@@ -312,8 +313,13 @@ class _FlowBase:
         guaranteed = _Guaranteed.__new__(_Guaranteed)
         InboundMessage.__init__(guaranteed, message.native, message._received_ms)
         guaranteed._delivery_id = delivery_id
+        guaranteed._epoch = self._engine.epoch
         self._items.append(guaranteed)
         self._wake()
+
+    def interrupted(self) -> None:
+        # Not yet taken: dropped (the broker redelivers them once we are back).
+        self._items.clear()
 
     def lost(self, error: PubSubPlusClientError) -> None:
         log.info("queue flow on %r ended: %s", self._queue.get_name(), error)
@@ -454,7 +460,7 @@ class AsyncPersistentMessageReceiver(_FlowBase):
                 f"outcome {outcome.name} was not asked for with "
                 "with_required_message_outcome_support"
             )
-        self._engine.settle(message._delivery_id, outcome.value)
+        self._engine.settle(message._delivery_id, outcome.value, message._epoch)
 
     def pause(self) -> None:
         """Stop handing messages to the application (they wait in the receiver)."""
@@ -485,7 +491,7 @@ class AsyncMessageQueueBrowser(_FlowBase):
     def remove(self, message: InboundMessage) -> None:
         if not isinstance(message, _Guaranteed):
             raise IllegalArgumentError("only messages from this browser can be removed")
-        self._engine.settle(message._delivery_id, Outcome.ACCEPTED.value)
+        self._engine.settle(message._delivery_id, Outcome.ACCEPTED.value, message._epoch)
 
 
 class PersistentMessageReceiverBuilder:
