@@ -161,7 +161,9 @@ def publishes(draw: st.DrawFn) -> Publish:
 def delivers(draw: st.DrawFn) -> Deliver:
     batch = draw(message_batches)
     subscription_ids = draw(st.lists(u32, min_size=1, max_size=3).map(tuple))
-    return Deliver(subscription_ids, batch, draw(_first_ids(len(batch))))
+    first_id = draw(_first_ids(len(batch)))
+    redelivered = first_id is not None and draw(st.booleans())
+    return Deliver(subscription_ids, batch, first_id, redelivered)
 
 
 @st.composite

@@ -109,6 +109,7 @@ def test_failed_is_redelivered_and_rejected_goes_to_the_dmq(service, uid: str) -
     receiver.settle(m, Outcome.FAILED)
     again = receiver.receive_message(WAIT_MS)
     assert again is not None and again.get_payload_as_string() == "job"
+    assert not m.is_redelivered() and again.is_redelivered()
     receiver.settle(again, Outcome.REJECTED)
     while True:
         dead = dmq.receive_message(WAIT_MS)

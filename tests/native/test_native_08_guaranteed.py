@@ -114,6 +114,7 @@ def test_failed_is_redelivered_and_disconnect_requeues(wire, uid: str) -> None: 
     first.send(Nack(((d.first_id, d.first_id),)))  # type: ignore[arg-type]
     again = _deliver(first)
     assert again.messages[0].payload == b"x" and again.first_id != d.first_id
+    assert not d.redelivered and again.redelivered
     # Unsettled when the connection drops: it goes to the other flow.
     second = _g(wire)
     assert _bind(second, 9, q).code == 0

@@ -385,12 +385,16 @@ class NativeConnection(asyncio.Protocol):
         if not self._closing:
             self._send(event)
 
-    def send_guaranteed(self, subscription_id: int, encoded: bytes, delivery_id: int) -> None:
+    def send_guaranteed(
+        self, subscription_id: int, encoded: bytes, delivery_id: int, redelivered: bool
+    ) -> None:
         """Queue one guaranteed DELIVER (a queue message with a delivery id)."""
         if self._batches:
             self._seal_batches()
         try:
-            self._out.append(self._codec.send_deliver((subscription_id,), [encoded], delivery_id))
+            self._out.append(self._codec.send_deliver(
+                (subscription_id,), [encoded], delivery_id, redelivered
+            ))
         except LocalProtocolError as exc:  # pragma: no cover - guarded by can_send
             log.error("native client %r: guaranteed DELIVER not sent: %s", self.client_name, exc)
             return

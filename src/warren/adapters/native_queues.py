@@ -288,7 +288,9 @@ class Guaranteed:
         delivery_id = self._next_delivery
         self.unsettled[delivery_id] = (flow, entry)
         flow.unsettled.add(delivery_id)
-        self.conn.send_guaranteed(flow.subscription_id, encode_message(native), delivery_id)
+        self.conn.send_guaranteed(
+            flow.subscription_id, encode_message(native), delivery_id, entry.redelivered
+        )
 
     def settle(self, event: Ack | Nack) -> None:
         """The client settled delivery ids: ACCEPTED, FAILED or REJECTED."""

@@ -121,7 +121,9 @@ class Consumer(Protocol):
 class Flow(Protocol):
     """What a persistent receiver offers the engine."""
 
-    def deliver_guaranteed(self, message: InboundMessage, delivery_id: int) -> None: ...
+    def deliver_guaranteed(
+        self, message: InboundMessage, delivery_id: int, redelivered: bool
+    ) -> None: ...
 
     def interrupted(self) -> None:
         """The connection was lost; the flow is bound again once reconnected."""
@@ -821,7 +823,9 @@ class Engine:
                 if flow is None:
                     self._give_back(1)
                     continue
-                flow.deliver_guaranteed(InboundMessage(m, now_ms), first_id + offset)
+                flow.deliver_guaranteed(
+                    InboundMessage(m, now_ms), first_id + offset, event.redelivered
+                )
             return
         messages = event.messages
         consumers = self.consumers

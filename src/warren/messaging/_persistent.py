@@ -282,9 +282,14 @@ class PersistentMessagePublisherBuilder:
 class _Guaranteed(InboundMessage):
     """A message of a queue: it remembers its delivery id, for settling."""
 
-    __slots__ = ("_delivery_id", "_epoch")
+    __slots__ = ("_delivery_id", "_epoch", "_redelivered")
     _delivery_id: int
     _epoch: int  # the engine's connection count when it was delivered
+    _redelivered: bool
+
+    def is_redelivered(self) -> bool:
+        """Whether the broker delivered it before (and it was not accepted)."""
+        return self._redelivered
 
 
 _Item = InboundMessage
@@ -309,11 +314,14 @@ class _FlowBase:
         self._paused = False
 
     # Flow (engine side)
-    def deliver_guaranteed(self, message: InboundMessage, delivery_id: int) -> None:
+    def deliver_guaranteed(
+        self, message: InboundMessage, delivery_id: int, redelivered: bool = False
+    ) -> None:
         guaranteed = _Guaranteed.__new__(_Guaranteed)
         InboundMessage.__init__(guaranteed, message.native, message._received_ms)
         guaranteed._delivery_id = delivery_id
         guaranteed._epoch = self._engine.epoch
+        guaranteed._redelivered = redelivered
         self._items.append(guaranteed)
         self._wake()
 

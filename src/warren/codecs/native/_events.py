@@ -188,20 +188,24 @@ class Publish(Event, frozen=True, rename={"messages": "m", "first_id": "id"}):
 
 
 class Deliver(
-    Event, frozen=True, rename={"subscription_ids": "s", "messages": "m", "first_id": "id"}
+    Event,
+    frozen=True,
+    rename={"subscription_ids": "s", "messages": "m", "first_id": "id", "redelivered": "rd"},
 ):
     """DELIVER: one or more messages to the client, each matching the same subscriptions.
 
     ``subscription_ids`` are the client's ids of the subscriptions the messages
     matched (0 is the reply inbox). ``first_id`` None: direct delivery. A number:
     guaranteed delivery, the messages get delivery ids ``first_id``... in order,
-    which the client settles with ACK or NACK.
+    which the client settles with ACK or NACK. ``redelivered``: the messages were
+    delivered before (to this or another client) and not accepted.
     """
 
     frame_type: ClassVar[FrameType] = FrameType.DELIVER
     subscription_ids: Annotated[tuple[U32, ...], Meta(min_length=1)]
     messages: Annotated[tuple[Message, ...], Meta(min_length=1)]
     first_id: Id | None = None
+    redelivered: bool = False
 
 
 class Subscribe(Event, frozen=True):
