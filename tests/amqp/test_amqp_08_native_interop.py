@@ -184,3 +184,19 @@ def test_amqp_mqtt_native_see_each_other(
         )
         assert m.get_properties() == {"origin": m.get_destination_name().rsplit("/", 1)[1]}
     assert native_got == expected
+
+
+def test_native_persistent_publish_reaches_amqp_consumer(
+    connect: Connect, native: Native, uid: str
+) -> None:
+    channel = connect().channel()
+    queue = channel.queue_declare(f"{uid}-durable", durable=True).method.queue
+    channel.queue_bind(queue, "amq.topic", f"{uid}.persistent.#")
+    publisher = native().create_persistent_message_publisher_builder().build()
+    publisher.start()
+    publisher.publish_await_acknowledgement(b"kept", Topic.of(f"{uid}/persistent/1"), WAIT_MS)
+    [(method, props, body)] = receive(channel, queue)
+    assert body == b"kept" and props.delivery_mode == 2
+    assert method.routing_key == f"{uid}.persistent.1"
+    channel.basic_ack(method.delivery_tag)
+    channel.queue_delete(queue)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from warren.codecs.native import (
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -28,6 +29,7 @@ from warren.codecs.native import (
     Result,
     Role,
     Subscribe,
+    Unbind,
     Unsubscribe,
 )
 
@@ -159,7 +161,9 @@ def publishes(draw: st.DrawFn) -> Publish:
 def delivers(draw: st.DrawFn) -> Deliver:
     batch = draw(message_batches)
     subscription_ids = draw(st.lists(u32, min_size=1, max_size=3).map(tuple))
-    return Deliver(subscription_ids, batch, draw(_first_ids(len(batch))))
+    first_id = draw(_first_ids(len(batch)))
+    redelivered = first_id is not None and draw(st.booleans())
+    return Deliver(subscription_ids, batch, first_id, redelivered)
 
 
 @st.composite
@@ -170,13 +174,25 @@ def _ranges(draw: st.DrawFn) -> tuple[tuple[int, int], ...]:
 
 sub_ids = st.integers(1, U32)
 acks = st.builds(Ack, _ranges())
-nacks = st.builds(Nack, _ranges(), codes, short_text)
+nacks = st.builds(Nack, _ranges(), codes, short_text, st.booleans())
 errors = st.builds(Error, codes, short_text, st.booleans(), _opt(names))
 disconnects = st.builds(Disconnect, codes, short_text)
 subscribes = st.builds(Subscribe, u32, sub_ids, names)
 unsubscribes = st.builds(Unsubscribe, u32, sub_ids, _opt(names))
 results = st.builds(Result, u32, codes, short_text)
 credits = st.builds(Credit, st.integers(1, U32))
+binds = st.builds(
+    Bind,
+    u32,
+    sub_ids,
+    names,
+    st.sampled_from(["exclusive", "non-exclusive"]),
+    st.booleans(),
+    st.booleans(),
+    st.lists(names, max_size=3).map(tuple),
+    st.booleans(),
+)
+unbinds = st.builds(Unbind, u32, sub_ids)
 common = st.one_of(acks, nacks, st.just(Ping()), st.just(Pong()), errors, disconnects)
 
 connects = st.builds(
@@ -204,7 +220,7 @@ connecteds = st.builds(
 def events_from(role: Role) -> st.SearchStrategy[Event]:
     """Any frame ``role`` may send once connected (with flow control on)."""
     if role is Role.CLIENT:
-        own = st.one_of(publishes(), subscribes, unsubscribes, credits)
+        own = st.one_of(publishes(), subscribes, unsubscribes, credits, binds, unbinds)
     else:
         own = st.one_of(delivers(), results)
     return st.one_of(own, own, common)  # own frames twice as often

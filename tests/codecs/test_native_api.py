@@ -14,6 +14,7 @@ import warren.codecs.native as native
 from warren.codecs.native import (
     MAX_CREDIT,
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -32,6 +33,7 @@ from warren.codecs.native import (
     Result,
     Role,
     Subscribe,
+    Unbind,
     Unsubscribe,
     make_reply,
 )
@@ -49,13 +51,18 @@ FIELDS: dict[type[msgspec.Struct], list[tuple[str, object]]] = {
     Connected: [("session_id", ...), ("client_name", ...), ("inbox_prefix", ...),
                 ("max_frame_size", ...), ("keepalive", ...), ("capabilities", ())],
     Publish: [("messages", ...), ("first_id", None)],
-    Deliver: [("subscription_ids", ...), ("messages", ...), ("first_id", None)],
+    Deliver: [("subscription_ids", ...), ("messages", ...), ("first_id", None),
+              ("redelivered", False)],
     Subscribe: [("request_id", ...), ("subscription_id", ...), ("filter", ...)],
     Unsubscribe: [("request_id", ...), ("subscription_id", ...), ("filter", None)],
     Result: [("request_id", ...), ("code", 0), ("text", "")],
     Credit: [("credit", ...)],
     Ack: [("ranges", ...)],
-    Nack: [("ranges", ...), ("code", 0), ("text", "")],
+    Nack: [("ranges", ...), ("code", 0), ("text", ""), ("reject", False)],
+    Bind: [("request_id", ...), ("subscription_id", ...), ("queue", ...),
+           ("access", "exclusive"), ("durable", True), ("create", False), ("topics", ()),
+           ("browse", False)],
+    Unbind: [("request_id", ...), ("subscription_id", ...)],
     Ping: [],
     Pong: [],
     Error: [("code", ...), ("text", ""), ("close", True), ("topic", None)],
@@ -104,7 +111,8 @@ def test_frame_types() -> None:
     assert [(t.name, t.value) for t in FrameType] == [
         ("CONNECT", 1), ("CONNECTED", 2), ("PUBLISH", 3), ("DELIVER", 4), ("SUBSCRIBE", 5),
         ("UNSUBSCRIBE", 6), ("RESULT", 7), ("CREDIT", 8), ("ACK", 9), ("NACK", 10),
-        ("PING", 11), ("PONG", 12), ("ERROR", 13), ("DISCONNECT", 14),
+        ("PING", 11), ("PONG", 12), ("ERROR", 13), ("DISCONNECT", 14), ("BIND", 15),
+        ("UNBIND", 16),
     ]  # fmt: skip
     for cls in FIELDS:
         if cls is not Message:

@@ -14,6 +14,7 @@ from native_support import connected_pair
 
 from warren.codecs.native import (
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -22,6 +23,7 @@ from warren.codecs.native import (
     Error,
     Event,
     Message,
+    Nack,
     NativeConnection,
     Ping,
     Publish,
@@ -50,6 +52,8 @@ EXAMPLES: list[tuple[str, Event]] = [
     ("client", Ack(((1, 3),))),
     ("client", Ping()),
     ("client", Disconnect()),
+    ("client", Bind(1, 3, "q", create=True, topics=("a/>",))),
+    ("client", Nack(((4, 4),), reject=True)),
     ("server", Error(201, "bad credentials")),
 ]
 

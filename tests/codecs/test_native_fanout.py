@@ -29,7 +29,9 @@ def test_same_bytes_as_sending_the_event(deliver: Deliver) -> None:
     _, server = connected_pair()
     _, other = connected_pair()
     encoded = [encode_message(m) for m in deliver.messages]
-    data = server.send_deliver(deliver.subscription_ids, encoded, deliver.first_id)
+    data = server.send_deliver(
+        deliver.subscription_ids, encoded, deliver.first_id, deliver.redelivered
+    )
     assert data == other.send(deliver)
     assert server.credit == other.credit
     assert len(data) <= deliver_size_bound(len(deliver.subscription_ids), sum(map(len, encoded)))

@@ -79,7 +79,7 @@ def test_refusal_can_be_sent_after_a_bad_preamble() -> None:
     assert wire[0] == 0x0D
 
 
-@pytest.mark.parametrize("frame_type", [0x00, 0x0F, 0x42, 0xFF])
+@pytest.mark.parametrize("frame_type", [0x00, 0x11, 0x42, 0xFF])
 def test_unknown_frame_type(frame_type: int) -> None:
     _raises_both_ways(connected_server, frame(frame_type, b""), ErrorCode.MALFORMED_FRAME)
 
@@ -106,6 +106,11 @@ def test_frame_too_large_before_connect() -> None:
 
 # -- bodies -------------------------------------------------------------------------------
 
+
+def _pack(body: dict[str, object]) -> bytes:
+    return msgspec.msgpack.encode(body)
+
+
 BAD_BODIES = {
     "not msgpack": (0x08, b"\xc1"),
     "truncated map": (0x08, b"\x81\xa1n"),
@@ -127,6 +132,26 @@ BAD_BODIES = {
         bytes.fromhex(
             "83aa726571756573745f696401af737562736372697074696f6e5f696401a666696c746572a0"
         ),
+    ),
+    "BIND access not a known one": (
+        0x0F,
+        _pack({"request_id": 1, "subscription_id": 1, "queue": "q", "access": "shared"}),
+    ),
+    "BIND empty queue name": (
+        0x0F,
+        _pack({"request_id": 1, "subscription_id": 1, "queue": ""}),
+    ),
+    "BIND empty topic": (
+        0x0F,
+        _pack({"request_id": 1, "subscription_id": 1, "queue": "q", "topics": [""]}),
+    ),
+    "UNBIND subscription id 0": (
+        0x10,
+        _pack({"request_id": 1, "subscription_id": 0}),
+    ),
+    "NACK rj as int": (
+        0x0A,
+        _pack({"r": [[1, 1]], "rj": 1}),
     ),
     "empty batch": (0x03, b"\x81\xa1m\x90"),
     "empty topic": (0x03, b"\x81\xa1m\x91\x81\xa1t\xa0"),

@@ -63,6 +63,12 @@ SOLACE_PATHS = {
     "config.solace_properties.service_properties": ["VPN_NAME"],
     "config.solace_properties.authentication_properties": ["SCHEME_BASIC_USER_NAME"],
     "utils.converter": ["ObjectToBytes", "BytesToObject"],
+    "resources.queue": ["Queue"],
+    "config.missing_resources_creation_configuration": ["MissingResourcesCreationStrategy"],
+    "config.message_acknowledgement_configuration": ["Outcome"],
+    "publisher.persistent_message_publisher": ["PersistentMessagePublisher", "PublishReceipt"],
+    "receiver.persistent_message_receiver": ["PersistentMessageReceiver"],
+    "receiver.queue_browser": ["MessageQueueBrowser"],
 }  # fmt: skip
 
 

@@ -39,9 +39,9 @@ def test_the_broker_assigns_a_name(wire) -> None:  # type: ignore[no-untyped-def
     assert a.inbox_prefix == f"$inbox/{a.client_name}/"
 
 
-def test_capabilities_asked_for_are_not_granted(wire) -> None:  # type: ignore[no-untyped-def]
+def test_only_known_capabilities_are_granted(wire) -> None:  # type: ignore[no-untyped-def]
     connected = wire(connect=False).connect(capabilities=("guaranteed", "x-future"))
-    assert connected.capabilities == ()
+    assert connected.capabilities == ("guaranteed",)
 
 
 def test_pipelined_frames_before_connected_are_handled(broker, uid: str) -> None:  # type: ignore[no-untyped-def]

@@ -40,10 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from warren.adapters.backpressure import Throttle
+from warren.adapters.native_queues import Guaranteed
 from warren.adapters.transport import adopt_transport
 from warren.codecs.native import (
     DEFAULT_MAX_FRAME_SIZE,
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -58,6 +60,7 @@ from warren.codecs.native import (
     Result,
     Role,
     Subscribe,
+    Unbind,
     Unsubscribe,
     deliver_size_bound,
     encode_message,
@@ -87,6 +90,7 @@ _NAME_FORBIDDEN: Final = ("/", "\0", "+", "#", "*", ">")
 # Message.wire keys of this adapter's encoded forms (direct delivery, by retain flag).
 _WIRE_KEYS: Final = (("native", False), ("native", True))
 _LINGER_SECONDS: Final = 2.0
+GUARANTEED: Final = "guaranteed"  # the capability (docs/protocol.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,8 @@ class NativeConnection(asyncio.Protocol):
         # frames not yet handled. They go first once the congestion clears.
         self._held_messages: deque[NativeMessage] = deque()
         self._backlog: deque[Event] = deque()
+        # Persistent publish and queue flows, once 'guaranteed' is granted.
+        self._guaranteed: Guaranteed | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
             Publish: self._on_publish,
             Credit: self._on_credit,
@@ -234,6 +240,8 @@ class NativeConnection(asyncio.Protocol):
             Error: self._on_error,
             Disconnect: self._on_disconnect,
             Connect: self._on_connect,
+            Bind: self._on_bind,
+            Unbind: self._on_unbind,
         }
 
     def __repr__(self) -> str:
@@ -288,6 +296,8 @@ class NativeConnection(asyncio.Protocol):
         self._paused = False
         if self.session is not None and self.session.pending:
             self.session.drain()
+        if self._guaranteed is not None:
+            self._guaranteed.writable()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.connected:
@@ -365,6 +375,33 @@ class NativeConnection(asyncio.Protocol):
             self._linger_handle = self._loop.call_later(_LINGER_SECONDS, transport.close)
         else:
             transport.close()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def send_event(self, event: Event) -> None:
+        """Queue a control frame (for native_queues)."""
+        if not self._closing:
+            self._send(event)
+
+    def send_guaranteed(
+        self, subscription_id: int, encoded: bytes, delivery_id: int, redelivered: bool
+    ) -> None:
+        """Queue one guaranteed DELIVER (a queue message with a delivery id)."""
+        if self._batches:
+            self._seal_batches()
+        try:
+            self._out.append(self._codec.send_deliver(
+                (subscription_id,), [encoded], delivery_id, redelivered
+            ))
+        except LocalProtocolError as exc:  # pragma: no cover - guarded by can_send
+            log.error("native client %r: guaranteed DELIVER not sent: %s", self.client_name, exc)
+            return
+        stats = self.stats
+        stats.publish_sent += 1
+        stats.messages_sent += 1
+        self._schedule_flush()
 
     def _send_error(self, code: int, text: str, *, close: bool, topic: str | None = None) -> None:
         # LocalProtocolError: the connection already ended its sending side.
@@ -585,6 +622,11 @@ class NativeConnection(asyncio.Protocol):
         self._keepalive_handle = self._loop.call_later(limit - idle, self._check_keepalive)
 
     def _end_session(self) -> None:
+        guaranteed = self._guaranteed
+        if guaranteed is not None:
+            # Unsettled queue messages go back (for others); our temporary queues go.
+            self._guaranteed = None
+            guaranteed.close()
         session = self.session
         if session is None:
             return
@@ -656,8 +698,10 @@ class NativeConnection(asyncio.Protocol):
             inbox_prefix=prefix,
             max_frame_size=self.settings.max_frame_size,
             keepalive=keepalive,
-            capabilities=(),  # 'guaranteed' is not offered yet
+            capabilities=(GUARANTEED,) if GUARANTEED in event.capabilities else (),
         ))
+        if GUARANTEED in event.capabilities:
+            self._guaranteed = Guaranteed(self)
         self.connected = True
         self.stats.client_connected()
         log.debug("native client %r connected from %s over %s to VPN %r (keepalive %d s)",
@@ -680,10 +724,13 @@ class NativeConnection(asyncio.Protocol):
         session = self.session
         assert session is not None
         if event.first_id is not None:
+            if self._guaranteed is not None:
+                self._guaranteed.publish(event.first_id, event.messages, from_native)
+                return
             last = event.first_id + len(event.messages) - 1
             self._send(Nack(((event.first_id, last),), ErrorCode.NOT_SUPPORTED,
-                            "persistent publishing needs the 'guaranteed' capability, "
-                            "which this server does not offer yet"))
+                            "persistent publishing needs the 'guaranteed' capability "
+                            "(ask for it in CONNECT)"))
             return
         self._route(deque(event.messages))
 
@@ -724,6 +771,8 @@ class NativeConnection(asyncio.Protocol):
         session = self.session
         if session is not None and session.pending:
             session.drain()
+        if self._guaranteed is not None:
+            self._guaranteed.writable()
 
     def _result(self, request_id: int, code: int = 0, text: str = "") -> None:
         self._send(Result(request_id, code, text))
@@ -813,7 +862,28 @@ class NativeConnection(asyncio.Protocol):
     def _on_pong(self, event: Pong) -> None:
         pass  # arrival alone counts for the keepalive
 
+    def _on_bind(self, event: Bind) -> None:
+        if self._guaranteed is None:
+            self._result(event.request_id, ErrorCode.NOT_SUPPORTED,
+                         "BIND needs the 'guaranteed' capability (ask for it in CONNECT)")
+            return
+        code, text = self._guaranteed.bind(event)
+        self._result(event.request_id, code, text)
+        if not code:
+            self._guaranteed.start(event.subscription_id)  # deliveries after the RESULT
+
+    def _on_unbind(self, event: Unbind) -> None:
+        if self._guaranteed is None:
+            self._result(event.request_id, ErrorCode.NOT_SUPPORTED,
+                         "UNBIND needs the 'guaranteed' capability (ask for it in CONNECT)")
+            return
+        code, text = self._guaranteed.unbind(event)
+        self._result(event.request_id, code, text)
+
     def _on_settle(self, event: Ack | Nack) -> None:
+        if self._guaranteed is not None:
+            self._guaranteed.settle(event)
+            return
         # Only guaranteed deliveries are settled, and 'guaranteed' was not granted.
         self._protocol_error(ErrorCode.PROTOCOL_ERROR,
                              f"{event.frame_type.name} without the 'guaranteed' capability")

@@ -34,10 +34,14 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Final, Protocol
+
+import msgspec
 
 from warren.codecs.native import (
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -53,6 +57,7 @@ from warren.codecs.native import (
     Result,
     Role,
     Subscribe,
+    Unbind,
     Unsubscribe,
 )
 from warren.codecs.native import Message as NativeMessage
@@ -81,6 +86,7 @@ __all__ = ["Consumer", "Engine", "EngineEvents", "ServiceState", "Ticket"]
 log = logging.getLogger("warren.messaging")
 
 INBOX_ID: Final = 0
+GUARANTEED: Final = "guaranteed"
 # Errors after which retrying cannot help.
 _FATAL: Final = (
     AuthenticationError, AuthorizationError, InvalidConfigurationError, IncompatibleServiceError,
@@ -110,6 +116,20 @@ class Consumer(Protocol):
     """What a receiver offers the engine: take one delivered message."""
 
     def deliver(self, message: InboundMessage, ticket: Ticket | None) -> None: ...
+
+
+class Flow(Protocol):
+    """What a persistent receiver offers the engine."""
+
+    def deliver_guaranteed(
+        self, message: InboundMessage, delivery_id: int, redelivered: bool
+    ) -> None: ...
+
+    def interrupted(self) -> None:
+        """The connection was lost; the flow is bound again once reconnected."""
+        ...
+
+    def lost(self, error: PubSubPlusClientError) -> None: ...
 
 
 class EngineEvents(Protocol):
@@ -252,8 +272,10 @@ class _Connection:
                 self.fail(ServiceUnreachableError(
                     f"{self.endpoint.uri} closed the connection", ErrorCode.OK
                 ))
-        elif cls in (Pong, Ack, Nack):
-            pass  # arrival alone counts for the keepalive; nothing guaranteed was asked
+        elif cls is Ack or cls is Nack:
+            self.engine.on_publish_settled(event)  # type: ignore[arg-type]
+        elif cls is Pong:
+            pass  # arrival alone counts for the keepalive
 
     # -- frames out --------------------------------------------------------------------
 
@@ -275,8 +297,8 @@ class _Connection:
         self.out.append(self.codec.send(event))
         self._schedule()
 
-    def request(self, event: Subscribe | Unsubscribe) -> asyncio.Future[Result]:
-        """Send a SUBSCRIBE or UNSUBSCRIBE (its request_id is set here)."""
+    def request(self, event: Subscribe | Unsubscribe | Bind | Unbind) -> asyncio.Future[Result]:
+        """Send a SUBSCRIBE, UNSUBSCRIBE, BIND or UNBIND (its request_id is set here)."""
         future: asyncio.Future[Result] = self.loop.create_future()
         if self.lost:
             future.set_exception(ServiceUnreachableError("the connection is lost"))
@@ -285,6 +307,8 @@ class _Connection:
         rid = self._next_request
         if isinstance(event, Subscribe):
             event = Subscribe(rid, event.subscription_id, event.filter)
+        elif isinstance(event, Bind | Unbind):
+            event = msgspec.structs.replace(event, request_id=rid)
         else:
             event = Unsubscribe(rid, event.subscription_id, event.filter)
         self.results[rid] = future
@@ -411,6 +435,15 @@ class Engine:
         self.held: deque[Held] = deque()
         self.subscriptions: dict[int, set[str]] = {}
         self.consumers: dict[int, Consumer] = {}
+        # Guaranteed messaging: queue flows by subscription id, and the receipts
+        # awaited for persistent publishes, by publish id.
+        self.flows: dict[int, Flow] = {}
+        self.flow_binds: dict[int, Bind] = {}  # re-sent after a reconnection
+        # Connections made so far: delivery ids are only valid on the connection
+        # that delivered them, so a settle from an earlier one is dropped.
+        self.epoch = 0
+        self.receipts: dict[int, Callable[[PubSubPlusClientError | None], None]] = {}
+        self._next_publish_id = 0
         self.replies: dict[str, asyncio.Future[InboundMessage]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._next_subscription = INBOX_ID
@@ -463,7 +496,9 @@ class Engine:
         conn, self.conn = self.conn, None
         if conn is not None:
             await conn.close()
-        self._fail_waiting(IllegalStateError("the messaging service disconnected"))
+        stopped = IllegalStateError("the messaging service disconnected")
+        self._fail_waiting(stopped)
+        self._end_flows(stopped)
         self.state = ServiceState.DISCONNECTED
 
     async def _connect_with_retries(self, strategy: RetryStrategy, *, reconnecting: bool) -> None:
@@ -508,10 +543,12 @@ class Engine:
                 client_name=self.client_name,
                 keepalive=config.keepalive,
                 initial_credit=window or None,
+                capabilities=(GUARANTEED,),
             ),
             config.connect_timeout,
         )
         self.conn = conn
+        self.epoch += 1  # settles of earlier connections' deliveries are void now
         self.uri = endpoint.uri
         self.client_name = connected.client_name
         self.inbox_prefix = connected.inbox_prefix
@@ -526,6 +563,16 @@ class Engine:
             if result.code:
                 log.warning("re-subscribing %r (subscription %d) failed: %s", text, sub_id,
                             error_for_code(result.code, result.text))
+        binds = [(sub_id, conn.request(bind)) for sub_id, bind in self.flow_binds.items()]
+        for sub_id, future in binds:
+            result = await future
+            if result.code:
+                error = error_for_code(result.code, result.text)
+                log.warning("binding queue flow %d again failed: %s", sub_id, error)
+                self.flow_binds.pop(sub_id, None)
+                flow = self.flows.pop(sub_id, None)
+                if flow is not None:
+                    flow.lost(error)
         if conn.lost or self.conn is not conn:
             raise ServiceUnreachableError(f"connection to {endpoint.uri} lost while opening")
 
@@ -534,6 +581,11 @@ class Engine:
         if conn is not self.conn:
             return
         self.conn = None
+        # Unacknowledged persistent publishes fail (the application may publish them
+        # again); queue flows end: their unsettled messages go back to the queues.
+        self._fail_receipts(error)
+        for flow in list(self.flows.values()):
+            flow.interrupted()
         if self.state is not ServiceState.CONNECTED:
             return  # connecting or disconnecting: their code handles it
         log.info("connection to %s lost: %s", self.uri, error)
@@ -564,12 +616,27 @@ class Engine:
         self._flush_held()
         self.events.reconnected(self.uri)
 
+    def _fail_receipts(self, error: PubSubPlusClientError) -> None:
+        receipts = list(self.receipts.values())
+        self.receipts.clear()
+        for callback in receipts:
+            callback(error)
+
+    def _end_flows(self, error: PubSubPlusClientError) -> None:
+        flows = list(self.flows.values())
+        self.flows.clear()
+        self.flow_binds.clear()
+        for flow in flows:
+            flow.lost(error)
+
     def _interrupted(self, error: PubSubPlusClientError) -> None:
         self.state = ServiceState.DISCONNECTED
         self._fail_waiting(error)
+        self._end_flows(error)
         self.events.interrupted(self.uri, error)
 
     def _fail_waiting(self, error: PubSubPlusClientError) -> None:
+        self._fail_receipts(error)
         if self.held:
             held = list(self.held)
             self.held.clear()
@@ -618,6 +685,73 @@ class Engine:
         self, topic: str | None, error: PubSubPlusClientError, failed: list[Held] | None = None
     ) -> None:
         self.events.publish_failed(topic, failed or [], error)
+
+    # -- guaranteed messaging ------------------------------------------------------
+
+    def publish_persistent(
+        self,
+        message: NativeMessage,
+        on_settled: Callable[[PubSubPlusClientError | None], None],
+    ) -> None:
+        """Send one persistent message; ``on_settled`` gets None (ACK) or the error."""
+        conn = self.conn
+        if self.state is not ServiceState.CONNECTED or conn is None or conn.lost:
+            raise IllegalStateError(f"the messaging service is {self.state.value}")
+        self._next_publish_id += 1
+        pid = self._next_publish_id
+        self.receipts[pid] = on_settled
+        try:
+            conn.send(Publish((message,), first_id=pid))
+        except LocalProtocolError as exc:
+            del self.receipts[pid]
+            raise MessageTooBigError(f"persistent message not sent: {exc.message}") from None
+
+    def on_publish_settled(self, event: Ack | Nack) -> None:
+        error = None
+        if isinstance(event, Nack):
+            error = error_for_code(event.code or ErrorCode.INTERNAL_ERROR, event.text)
+        receipts = self.receipts
+        for first, last in event.ranges:
+            ids = range(first, last + 1) if last - first < len(receipts) else [
+                i for i in list(receipts) if first <= i <= last
+            ]
+            for pid in ids:
+                callback = receipts.pop(pid, None)
+                if callback is not None:
+                    callback(error)
+
+    async def bind(self, flow: Flow, event: Bind) -> None:
+        """Start a queue flow; raises the broker's refusal."""
+        conn = self.conn
+        if self.state is not ServiceState.CONNECTED or conn is None:
+            raise IllegalStateError(f"the messaging service is {self.state.value}")
+        self.flows[event.subscription_id] = flow
+        result = await conn.request(event)
+        if result.code:
+            self.flows.pop(event.subscription_id, None)
+            raise error_for_code(result.code, result.text)
+        # Bound again after a reconnection: a temporary queue is created anew.
+        self.flow_binds[event.subscription_id] = event if event.durable else \
+            msgspec.structs.replace(event, create=True)
+
+    async def unbind(self, subscription_id: int) -> None:
+        self.flows.pop(subscription_id, None)
+        self.flow_binds.pop(subscription_id, None)
+        conn = self.conn
+        if self.state is ServiceState.CONNECTED and conn is not None:
+            with contextlib.suppress(PubSubPlusClientError):
+                await conn.request(Unbind(0, subscription_id))
+
+    def settle(self, delivery_id: int, outcome: str, epoch: int) -> None:
+        """Settle a guaranteed delivery: "accepted", "failed" or "rejected"."""
+        conn = self.conn
+        if conn is None or conn.lost or epoch != self.epoch:
+            return  # the broker redelivers it: the flow ended with its connection
+        ranges = ((delivery_id, delivery_id),)
+        if outcome == "accepted":
+            conn.send(Ack(ranges))
+        else:
+            conn.send(Nack(ranges, reject=outcome == "rejected"))
 
     # -- subscriptions -------------------------------------------------------------
 
@@ -682,6 +816,17 @@ class Engine:
     def on_deliver(self, event: Deliver) -> None:
         now_ms = int(time.time() * 1000)
         ids = event.subscription_ids
+        first_id = event.first_id
+        if first_id is not None:  # a queue flow's guaranteed delivery
+            flow = self.flows.get(ids[0])
+            for offset, m in enumerate(event.messages):
+                if flow is None:
+                    self._give_back(1)
+                    continue
+                flow.deliver_guaranteed(
+                    InboundMessage(m, now_ms), first_id + offset, event.redelivered
+                )
+            return
         messages = event.messages
         consumers = self.consumers
         if len(ids) == 1:

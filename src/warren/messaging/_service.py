@@ -22,6 +22,14 @@ from warren.messaging._errors import (
 )
 from warren.messaging._listeners import FailedPublishEvent, ServiceEvent, call_listener
 from warren.messaging._message import OutboundMessage, OutboundMessageBuilder
+from warren.messaging._persistent import (
+    AsyncMessageQueueBrowser,
+    AsyncPersistentMessagePublisher,
+    AsyncPersistentMessageReceiver,
+    MessageQueueBrowserBuilder,
+    PersistentMessagePublisherBuilder,
+    PersistentMessageReceiverBuilder,
+)
 from warren.messaging._properties import ServiceConfig, canonical_key, service_config
 from warren.messaging._publishers import (
     AsyncDirectMessagePublisher,
@@ -485,6 +493,24 @@ class AsyncMessagingService:
     ) -> DirectMessageReceiverBuilder[AsyncDirectMessageReceiver]:
         return DirectMessageReceiverBuilder(
             lambda options: AsyncDirectMessageReceiver(self, options)
+        )
+
+    def create_persistent_message_publisher_builder(self) -> PersistentMessagePublisherBuilder:
+        """Builds :class:`AsyncPersistentMessagePublisher` (guaranteed messaging)."""
+        return PersistentMessagePublisherBuilder(
+            lambda options: AsyncPersistentMessagePublisher(self, options)
+        )
+
+    def create_persistent_message_receiver_builder(self) -> PersistentMessageReceiverBuilder:
+        """Builds :class:`AsyncPersistentMessageReceiver`: ``build(Queue...)``."""
+        return PersistentMessageReceiverBuilder(
+            lambda *args: AsyncPersistentMessageReceiver(self, *args)
+        )
+
+    def create_message_queue_browser_builder(self) -> MessageQueueBrowserBuilder:
+        """Builds :class:`AsyncMessageQueueBrowser`: ``build(Queue...)``."""
+        return MessageQueueBrowserBuilder(
+            lambda queue: AsyncMessageQueueBrowser(self, queue, False, ())
         )
 
     def request_reply(self) -> AsyncRequestReplyMessagingService:

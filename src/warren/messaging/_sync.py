@@ -37,6 +37,19 @@ from warren.messaging._errors import (
 )
 from warren.messaging._listeners import Replier
 from warren.messaging._message import InboundMessage, OutboundMessage, OutboundMessageBuilder
+from warren.messaging._persistent import (
+    AsyncMessageQueueBrowser,
+    AsyncPersistentMessagePublisher,
+    AsyncPersistentMessageReceiver,
+    MessageQueueBrowserBuilder,
+    PersistentMessagePublisherBuilder,
+    PersistentMessageReceiverBuilder,
+)
+from warren.messaging._persistent_sync import (
+    MessageQueueBrowser,
+    PersistentMessagePublisher,
+    PersistentMessageReceiver,
+)
 from warren.messaging._properties import ServiceConfig
 from warren.messaging._publishers import (
     GRACE_PERIOD_DEFAULT_MS,
@@ -381,6 +394,27 @@ class MessagingService:
         self,
     ) -> DirectMessageReceiverBuilder[DirectMessageReceiver]:
         return DirectMessageReceiverBuilder(lambda options: DirectMessageReceiver(self, options))
+
+    def create_persistent_message_publisher_builder(self) -> PersistentMessagePublisherBuilder:
+        return PersistentMessagePublisherBuilder(
+            lambda options: PersistentMessagePublisher(
+                self, AsyncPersistentMessagePublisher(self._async, options)
+            )
+        )
+
+    def create_persistent_message_receiver_builder(self) -> PersistentMessageReceiverBuilder:
+        return PersistentMessageReceiverBuilder(
+            lambda *args: PersistentMessageReceiver(
+                self, AsyncPersistentMessageReceiver(self._async, *args)
+            )
+        )
+
+    def create_message_queue_browser_builder(self) -> MessageQueueBrowserBuilder:
+        return MessageQueueBrowserBuilder(
+            lambda queue: MessageQueueBrowser(
+                self, AsyncMessageQueueBrowser(self._async, queue, False, ())
+            )
+        )
 
     def request_reply(self) -> RequestReplyMessagingService:
         return RequestReplyMessagingService(self)

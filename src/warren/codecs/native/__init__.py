@@ -27,10 +27,13 @@ frame before closing.
 from ._codes import ErrorCode
 from ._connection import MAX_CREDIT, NativeConnection
 from ._events import (
+    ACCESS_EXCLUSIVE,
+    ACCESS_NON_EXCLUSIVE,
     DEFAULT_MAX_FRAME_SIZE,
     MAX_ID,
     MIN_FRAME_SIZE,
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -46,6 +49,7 @@ from ._events import (
     Publish,
     Result,
     Subscribe,
+    Unbind,
     Unsubscribe,
     make_reply,
 )
@@ -59,6 +63,8 @@ from ._frames import (
 from ._state import Role
 
 __all__ = [
+    "ACCESS_EXCLUSIVE",
+    "ACCESS_NON_EXCLUSIVE",
     "DEFAULT_MAX_FRAME_SIZE",
     "MAGIC",
     "MAX_CREDIT",
@@ -67,6 +73,7 @@ __all__ = [
     "MIN_FRAME_SIZE",
     "SUPPORTED_VERSIONS",
     "Ack",
+    "Bind",
     "Connect",
     "Connected",
     "Credit",
@@ -85,6 +92,7 @@ __all__ = [
     "Result",
     "Role",
     "Subscribe",
+    "Unbind",
     "Unsubscribe",
     "deliver_size_bound",
     "encode_message",

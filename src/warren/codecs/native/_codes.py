@@ -56,6 +56,10 @@ class ErrorCode(enum.IntEnum):
     """UNSUBSCRIBE names a subscription id or filter that is not subscribed."""
     LIMIT_EXCEEDED = 304
     """A configured limit was hit (subscriptions, connections, rate, queue depth)."""
+    UNKNOWN_QUEUE = 305
+    """BIND names a queue that does not exist (and does not ask to create it)."""
+    QUEUE_IN_USE = 306
+    """BIND to another connection's non-durable queue, or to a queue held exclusively."""
 
     # 4xx: the server's state.
     SERVER_SHUTTING_DOWN = 400

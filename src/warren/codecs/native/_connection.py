@@ -402,6 +402,7 @@ class NativeConnection:
         subscription_ids: tuple[int, ...],
         encoded_messages: list[bytes],
         first_id: int | None = None,
+        redelivered: bool = False,
     ) -> bytes:
         """The bytes of a DELIVER of messages already encoded with ``encode_message``.
 
@@ -429,7 +430,7 @@ class NativeConnection:
                 f"DELIVER of {count} messages with credit for {credit}",
                 ErrorCode.CREDIT_EXCEEDED,
             )
-        data = encode_deliver(subscription_ids, encoded_messages, first_id)
+        data = encode_deliver(subscription_ids, encoded_messages, first_id, redelivered)
         if len(data) > self._peer_max_frame_size:
             raise LocalProtocolError(
                 f"DELIVER frame of {len(data)} bytes exceeds the peer's maximum of "

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_ID",
     "MIN_FRAME_SIZE",
     "Ack",
+    "Bind",
     "Connect",
     "Connected",
     "Credit",
@@ -37,6 +38,7 @@ __all__ = [
     "Publish",
     "Result",
     "Subscribe",
+    "Unbind",
     "Unsubscribe",
     "make_reply",
 ]
@@ -77,6 +79,8 @@ class FrameType(enum.IntEnum):
     PONG = 0x0C
     ERROR = 0x0D
     DISCONNECT = 0x0E
+    BIND = 0x0F
+    UNBIND = 0x10
 
 
 class Message(
@@ -184,20 +188,24 @@ class Publish(Event, frozen=True, rename={"messages": "m", "first_id": "id"}):
 
 
 class Deliver(
-    Event, frozen=True, rename={"subscription_ids": "s", "messages": "m", "first_id": "id"}
+    Event,
+    frozen=True,
+    rename={"subscription_ids": "s", "messages": "m", "first_id": "id", "redelivered": "rd"},
 ):
     """DELIVER: one or more messages to the client, each matching the same subscriptions.
 
     ``subscription_ids`` are the client's ids of the subscriptions the messages
     matched (0 is the reply inbox). ``first_id`` None: direct delivery. A number:
     guaranteed delivery, the messages get delivery ids ``first_id``... in order,
-    which the client settles with ACK or NACK.
+    which the client settles with ACK or NACK. ``redelivered``: the messages were
+    delivered before (to this or another client) and not accepted.
     """
 
     frame_type: ClassVar[FrameType] = FrameType.DELIVER
     subscription_ids: Annotated[tuple[U32, ...], Meta(min_length=1)]
     messages: Annotated[tuple[Message, ...], Meta(min_length=1)]
     first_id: Id | None = None
+    redelivered: bool = False
 
 
 class Subscribe(Event, frozen=True):
@@ -247,13 +255,54 @@ class Ack(Event, frozen=True, rename={"ranges": "r"}):
     ranges: Annotated[tuple[IdRange, ...], Meta(min_length=1)]
 
 
-class Nack(Event, frozen=True, rename={"ranges": "r", "code": "c", "text": "x"}):
-    """NACK: the ids in ``ranges`` failed; ``code`` and ``text`` say why."""
+class Nack(
+    Event, frozen=True, rename={"ranges": "r", "code": "c", "text": "x", "reject": "rj"}
+):
+    """NACK: the ids in ``ranges`` failed; ``code`` and ``text`` say why.
+
+    From a client settling guaranteed deliveries, ``reject`` False means FAILED (the
+    server redelivers) and True means REJECTED (to the dead-message queue).
+    """
 
     frame_type: ClassVar[FrameType] = FrameType.NACK
     ranges: Annotated[tuple[IdRange, ...], Meta(min_length=1)]
     code: U16 = 0
     text: str = ""
+    reject: bool = False
+
+
+ACCESS_EXCLUSIVE: Final = "exclusive"
+ACCESS_NON_EXCLUSIVE: Final = "non-exclusive"
+
+
+class Bind(Event, frozen=True):
+    """BIND: consume (or browse) queue ``queue`` as flow ``subscription_id``.
+
+    The flow's guaranteed deliveries carry ``subscription_id`` in DELIVER ``s``.
+    ``create`` creates a missing queue with ``durable`` and ``access``
+    (``"exclusive"`` or ``"non-exclusive"``); a non-durable queue belongs to this
+    connection and goes with it. ``topics`` are native filters added to the queue's
+    topic subscriptions. ``browse`` delivers copies of the queue's messages without
+    taking them. The server answers with a RESULT carrying ``request_id``.
+    """
+
+    frame_type: ClassVar[FrameType] = FrameType.BIND
+    request_id: U32
+    subscription_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
+    queue: Name
+    access: Annotated[str, Meta(pattern="^(exclusive|non-exclusive)$")] = ACCESS_EXCLUSIVE
+    durable: bool = True
+    create: bool = False
+    topics: tuple[Name, ...] = ()
+    browse: bool = False
+
+
+class Unbind(Event, frozen=True):
+    """UNBIND: end flow ``subscription_id``; its unsettled messages go back to the queue."""
+
+    frame_type: ClassVar[FrameType] = FrameType.UNBIND
+    request_id: U32
+    subscription_id: Annotated[int, Meta(ge=1, le=0xFFFF_FFFF)]
 
 
 class Ping(Event, frozen=True):

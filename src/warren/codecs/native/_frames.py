@@ -24,6 +24,7 @@ from ._codes import ErrorCode
 from ._events import (
     MAX_ID,
     Ack,
+    Bind,
     Connect,
     Connected,
     Credit,
@@ -39,6 +40,7 @@ from ._events import (
     Publish,
     Result,
     Subscribe,
+    Unbind,
     Unsubscribe,
 )
 
@@ -69,6 +71,8 @@ EVENT_CLASSES: Final[dict[FrameType, type[Event]]] = {
     FrameType.PONG: Pong,
     FrameType.ERROR: Error,
     FrameType.DISCONNECT: Disconnect,
+    FrameType.BIND: Bind,
+    FrameType.UNBIND: Unbind,
 }
 
 # One Decoder per frame type, made once: msgspec compiles the Struct's schema into
@@ -169,6 +173,7 @@ def encode_frame(event: Event) -> bytes:
 _S_KEY: Final = b"\xa1s"  # fixstr "s"
 _M_KEY: Final = b"\xa1m"  # fixstr "m"
 _ID_KEY: Final = b"\xa2id"  # fixstr "id"
+_RD_TRUE: Final = b"\xa2rd\xc3"  # "rd": true
 
 
 def encode_message(message: Message) -> bytes:
@@ -185,11 +190,14 @@ def _array_header(count: int) -> bytes:
 
 
 def encode_deliver(
-    subscription_ids: tuple[int, ...], encoded: list[bytes], first_id: int | None
+    subscription_ids: tuple[int, ...],
+    encoded: list[bytes],
+    first_id: int | None,
+    redelivered: bool = False,
 ) -> bytes:
     """A whole DELIVER frame from pre-encoded messages (see :func:`encode_message`)."""
     parts = [
-        b"\x83" if first_id is not None else b"\x82",
+        bytes((0x82 + (first_id is not None) + redelivered,)),
         _S_KEY,
         _ENCODER.encode(subscription_ids),
         _M_KEY,
@@ -198,6 +206,8 @@ def encode_deliver(
     ]
     if first_id is not None:
         parts += (_ID_KEY, _ENCODER.encode(first_id))
+    if redelivered:
+        parts.append(_RD_TRUE)
     body = b"".join(parts)
     return HEADER.pack(FrameType.DELIVER, 0, len(body)) + body
 
@@ -206,5 +216,5 @@ def deliver_size_bound(id_count: int, encoded_bytes: int) -> int:
     """An upper bound of the size of a DELIVER frame (header included) carrying
     ``id_count`` subscription ids and messages of ``encoded_bytes`` in all."""
     # header 6, map 1, keys 2 + 2 + 3, two array headers <= 5 each, first id <= 9,
-    # each id <= 5 bytes (uint32).
-    return 6 + 1 + 7 + 10 + 9 + 5 * id_count + encoded_bytes
+    # redelivered 4, each id <= 5 bytes (uint32).
+    return 6 + 1 + 7 + 10 + 9 + 4 + 5 * id_count + encoded_bytes

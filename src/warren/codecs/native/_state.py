@@ -57,7 +57,8 @@ class Phase(enum.Enum):
 
 _BOTH: Final = {_F.ACK, _F.NACK, _F.PING, _F.PONG, _F.ERROR, _F.DISCONNECT}
 FROM_CLIENT: Final = frozenset(
-    {_F.CONNECT, _F.PUBLISH, _F.SUBSCRIBE, _F.UNSUBSCRIBE, _F.CREDIT, *_BOTH}
+    {_F.CONNECT, _F.PUBLISH, _F.SUBSCRIBE, _F.UNSUBSCRIBE, _F.CREDIT, _F.BIND, _F.UNBIND,
+     *_BOTH}
 )
 FROM_SERVER: Final = frozenset({_F.CONNECTED, _F.DELIVER, _F.RESULT, *_BOTH})
 
