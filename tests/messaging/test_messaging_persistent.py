@@ -268,10 +268,14 @@ def test_queue_receiver_binds_again_after_reconnecting(make_broker, service, uid
     before = receiver.receive_message(WAIT_MS)
     assert before is not None and before.get_payload_as_string() == "before"
     assert broker.stop() == 0
-    make_broker.launcher.start(extra, workdir=broker.workdir)  # same port, queues in memory
+    make_broker.launcher.start(extra, workdir=broker.workdir)  # same port and data dir
     assert reconnected.wait(10)
     receiver.ack(before)  # from the old connection: dropped, not misapplied
-    # The flow was bound again (the queue and its subscription created anew).
+    # The durable queue survived the restart with "before" unacknowledged: it comes
+    # again on the flow that was bound again, ahead of anything newer.
+    again = receiver.receive_message(WAIT_MS)
+    assert again is not None and again.get_payload_as_string() == "before"
+    receiver.ack(again)
     publisher.publish_await_acknowledgement("after", Topic.of(f"{uid}/rb"), WAIT_MS)
     after = receiver.receive_message(WAIT_MS)
     assert after is not None and after.get_payload_as_string() == "after"
