@@ -104,6 +104,12 @@ def test_queue_errors(api: httpx.Client, uid: str) -> None:
     missing = _problem(api.get(f"/vpns/default/queues/{uid}x"), 404)
     assert "POST" in str(missing["detail"])
     _problem(api.get("/nowhere"), 404)
+    wrong_method = _problem(api.put(f"/vpns/default/queues/{uid}"), 405)
+    assert "use DELETE, GET" in str(wrong_method["detail"])
+    assert api.put(f"/vpns/default/queues/{uid}").headers["allow"] == "DELETE, GET"
+    not_json = _problem(api.post("/vpns/default/queues", content=b"\xff{",
+                                 headers={"content-type": "application/json"}), 400)
+    assert "not valid JSON" in str(not_json["detail"])
     _problem(api.get(f"/vpns/default/queues/{uid}/messages", params={"limit": 0}), 422)
     assert api.delete(f"/vpns/default/queues/{uid}").status_code == 200
 

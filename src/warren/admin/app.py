@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warren import __version__
@@ -133,10 +135,40 @@ def create_app(broker: BrokerView) -> FastAPI:
             detail = (f"no such endpoint {request.url.path}; the endpoints are listed at "
                       "/api/docs")
         elif exc.status_code == 405:
-            detail = f"{request.method} is not allowed on {request.url.path}; see /api/docs"
+            path = request.scope["path"]
+            allowed = sorted({m for r in app.routes if isinstance(r, APIRoute)
+                              and r.path_regex.match(path) for m in r.methods or ()})
+            detail = (f"{request.method} is not allowed on {request.url.path}; use "
+                      f"{', '.join(allowed)} (see /api/docs)")
+            response = _problem(request, 405, str(exc.detail), detail)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        elif exc.status_code == 400:
+            detail = "the request body is not valid JSON: send a JSON object in UTF-8"
         else:
             detail = str(exc.detail)
-        return _problem(request, exc.status_code, str(exc.detail), detail)
+        response = _problem(request, exc.status_code, str(exc.detail), detail)
+        response.headers.update(exc.headers or {})  # headers the exception carries
+        return response
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with errors documented as the problem+json they are."""
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            problem_ref = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            for operations in spec.get("paths", {}).values():
+                for operation in operations.values():
+                    for status, response in operation.get("responses", {}).items():
+                        if status.isdigit() and int(status) >= 400:
+                            response["content"] = {PROBLEM_JSON: problem_ref}
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def vpn_of(name: str) -> Vpn:
         vpn = broker.vpns.get(name)
@@ -324,7 +356,8 @@ def create_app(broker: BrokerView) -> FastAPI:
                 for n in sorted(v.queues.queues)]
 
     @app.post(f"{API}/vpns/{{vpn}}/queues", tags=["queues"], status_code=201,
-              responses={**_ERRORS, 409: {"model": Problem, "description": "queue exists"}})
+              responses={**_ERRORS, 400: {"model": Problem, "description": "body not JSON"},
+                         409: {"model": Problem, "description": "queue exists"}})
     async def create_queue(vpn: str, body: QueueCreate, response: Response) -> QueueDetail:
         """Create a queue, optionally subscribed to topics (guaranteed delivery)."""
         v = vpn_of(vpn)
