@@ -12,7 +12,7 @@ import uvicorn
 
 from warren.admin.app import BrokerView, create_app
 
-__all__ = ["AdminServer", "start_admin_listener"]
+__all__ = ["AdminServer", "start_admin_listener", "warn_if_exposed"]
 
 log = logging.getLogger("warren.admin")
 
@@ -71,11 +71,18 @@ async def start_admin_listener(broker: BrokerView, host: str, port: int) -> Admi
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="warren-admin")
-    if not _is_loopback(host):
-        log.warning(
-            "THE MANAGEMENT API ON %s:%d HAS NO AUTHENTICATION: anyone who can reach it "
-            "can read and delete queues and sessions. Bind the admin listener to "
-            "127.0.0.1 unless a firewall or proxy guards it.",
-            host, sock.getsockname()[1],
-        )
+    warn_if_exposed(host, sock.getsockname()[1])
     return AdminServer(server, task, sock)
+
+
+def warn_if_exposed(host: str, port: int) -> bool:
+    """Log a loud warning if the API is reachable beyond loopback; True if it was."""
+    if _is_loopback(host):
+        return False
+    log.warning(
+        "THE MANAGEMENT API ON %s:%d HAS NO AUTHENTICATION: anyone who can reach it "
+        "can read and delete queues and sessions. Bind the admin listener to "
+        "127.0.0.1 unless a firewall or proxy guards it.",
+        host, port,
+    )
+    return True
