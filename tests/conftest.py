@@ -46,6 +46,7 @@ BASE_CONFIG: dict[str, Any] = {
         {"protocol": "native", "host": HOST, "port": 0},
         {"protocol": "native-ws", "host": HOST, "port": 0},
         {"protocol": "amqp", "host": HOST, "port": 0},
+        {"protocol": "admin", "host": HOST, "port": 0},
     ],
 }
 
@@ -64,6 +65,7 @@ class Broker:
     config: dict[str, Any]
     native_port: int | None = None  # the native protocol over TCP (warren only)
     native_ws_port: int | None = None  # ... and over WebSocket
+    admin_port: int | None = None  # the management API (HTTP)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +258,7 @@ def _start_warren(workdir: Path, config: dict[str, Any]) -> Broker:
         _fail_start(proc, log_path, f"ready file has no mqtt listener: {info}")
     ws = by_proto.get("mqtt-ws")
     native, native_ws = by_proto.get("native"), by_proto.get("native-ws")
+    admin = by_proto.get("admin")
     return Broker(
         kind="warren",
         host=by_proto["mqtt"]["host"],
@@ -267,6 +270,7 @@ def _start_warren(workdir: Path, config: dict[str, Any]) -> Broker:
         config=config,
         native_port=int(native["port"]) if native else None,
         native_ws_port=int(native_ws["port"]) if native_ws else None,
+        admin_port=int(admin["port"]) if admin else None,
     )
 
 

@@ -59,11 +59,19 @@ class ServerConfig(_Strict):
 
 
 class ListenerConfig(_Strict):
-    protocol: Literal["mqtt", "mqtt-ws", "native", "native-ws", "amqp"]
+    protocol: Literal["mqtt", "mqtt-ws", "native", "native-ws", "amqp", "admin"]
     host: str = "0.0.0.0"
     port: int = Field(ge=0, le=65535)
     path: str = "/mqtt"
     vpn: str = "default"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _admin_defaults(cls, data: Any) -> Any:
+        # The management API has no authentication yet: loopback unless asked.
+        if isinstance(data, dict) and data.get("protocol") == "admin":
+            data = {"host": "127.0.0.1", "port": 8080, **data}
+        return data
 
     @field_validator("path")
     @classmethod

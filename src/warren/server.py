@@ -76,7 +76,9 @@ class BoundListener:
     path: str | None = None
 
     def url(self) -> str:
-        scheme = {"mqtt": "mqtt", "native": "tcp", "amqp": "amqp"}.get(self.protocol, "ws")
+        scheme = {"mqtt": "mqtt", "native": "tcp", "amqp": "amqp", "admin": "http"}.get(
+            self.protocol, "ws"
+        )
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}{self.path or ''}"
 
@@ -261,6 +263,12 @@ class Broker:
             return await self._start_native_listener(listener)
         if listener.protocol == "amqp":
             return await self._start_amqp_listener(listener)
+        if listener.protocol == "admin":  # the management API (admin/)
+            from warren.admin.http import start_admin_listener
+
+            admin = await start_admin_listener(self, listener.host, listener.port)
+            self._servers.append(admin)
+            return BoundListener("admin", listener.host, admin.sockets[0].getsockname()[1])
         vpn = self.vpns[listener.vpn]
         settings = self.mqtt_settings
         if listener.protocol == "mqtt":
@@ -469,6 +477,7 @@ def _describe(protocol: str) -> str:
         "native": "the native protocol",
         "native-ws": "the native protocol over WebSocket",
         "amqp": "AMQP 0-9-1",
+        "admin": "the management API (HTTP)",
     }.get(protocol, protocol)
 
 

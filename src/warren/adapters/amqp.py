@@ -1016,7 +1016,9 @@ class AMQPConnection(asyncio.Protocol):
             raise _ConnectionException(
                 ReplyCode.NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", BasicConsume
             )
-        if any(c.exclusive for c in queue.consumers) or (m.exclusive and queue.consumers):
+        if queue.consumers and (  # single_consumer: exclusive access (management API)
+            queue.single_consumer or m.exclusive or any(c.exclusive for c in queue.consumers)
+        ):
             raise _ChannelException(
                 ReplyCode.ACCESS_REFUSED,
                 f"queue '{queue.name}' in vhost '{self.vhost_name}' in exclusive use",

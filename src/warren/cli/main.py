@@ -11,6 +11,7 @@ import click
 from warren import __version__
 from warren.cli.bench import bench
 from warren.cli.pubsub import pub, sub
+from warren.cli.queue import queue
 from warren.errors import ConfigError
 
 __all__ = ["cli", "main"]
@@ -39,6 +40,7 @@ Configuration file (TOML); every key is optional:
   [[listener]]
   protocol = "mqtt"             # "mqtt" (TCP), "mqtt-ws" (WebSocket), "native" (TCP)
                                 # or "native-ws" (native protocol over WebSocket)
+                                # or "admin" (management API, 127.0.0.1:8080 by default)
   host = "0.0.0.0"
   port = 1883
   # path = "/mqtt"              # mqtt-ws (and native-ws: any path unless set)
@@ -173,6 +175,7 @@ def serve(
 cli.add_command(pub)
 cli.add_command(sub)
 cli.add_command(bench)
+cli.add_command(queue)
 
 
 def main() -> None:

@@ -188,6 +188,7 @@ class Queue:
         self.consumers: list[Consumer] = []
         self._next_consumer = 0
         self.had_consumers = False
+        self.single_consumer = False  # exclusive access: one consumer at a time
         self.deleted = False
         self.last_used = time.monotonic()
         self._timer_at: float | None = None
@@ -311,7 +312,9 @@ class Queue:
     def add_consumer(self, consumer: Consumer) -> None:
         if self.owner is not None and consumer.owner is not self.owner:
             raise QueueError(QueueError.EXCLUSIVE, f"queue {self.name!r} is exclusive")
-        if any(c.exclusive for c in self.consumers) or (consumer.exclusive and self.consumers):
+        if self.consumers and (
+            self.single_consumer or consumer.exclusive or any(c.exclusive for c in self.consumers)
+        ):
             raise QueueError(
                 QueueError.IN_USE, f"queue {self.name!r} in exclusive use by another consumer"
             )
