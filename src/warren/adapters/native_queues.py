@@ -5,8 +5,11 @@ connection that was granted the ``guaranteed`` capability. It owns:
 
 - persistent publishing: :meth:`Guaranteed.publish` routes the messages of a
   PUBLISH with ``id`` and :meth:`Guaranteed.acknowledge` answers them. That one
-  method is where a store completion will gate the ACK once queues are durable
-  (today the core queues are in memory, so the answer is immediate);
+  method is where the answers go out. When a publish journalled something (a
+  persistent message enqueued in a durable queue, or retained), its answer waits
+  for that commit, like MQTT's PUBACK and AMQP's confirm; later answers queue
+  behind it so they keep PUBLISH order. A store that refuses the write gets the
+  message NACKed with SERVER_BUSY, never ACKed;
 - flows (BIND/UNBIND): each is a :class:`~warren.core.queues.Consumer` of a core
   queue, whose sink is the flow. Deliveries get connection-wide delivery ids and
   stay unsettled until the client's ACK (accepted), NACK (failed: requeued) or
@@ -25,6 +28,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -45,6 +49,7 @@ from warren.core.queues import Consumer, Queue, QueueEntry, QueueError
 from warren.core.router import NotAuthorized
 from warren.core.sessions import Subscription
 from warren.core.topics import InvalidTopic, parse_native_filter
+from warren.store.errors import StorageError
 
 if TYPE_CHECKING:
     from warren.adapters.native import NativeConnection
@@ -102,6 +107,9 @@ class Guaranteed:
         # delivery id -> (flow, entry)
         self.unsettled: dict[int, tuple[_Flow, QueueEntry]] = {}
         self._next_delivery = 0
+        # Persistent-publish answers waiting for a store commit: while any is, later
+        # ones queue behind it, so answers keep PUBLISH order.
+        self._acks_waiting = 0
 
     # --- persistent publish -------------------------------------------------------
 
@@ -117,8 +125,10 @@ class Guaranteed:
         assert session is not None
         router = conn.vpn.router
         registry = conn.vpn.queues
+        journal = conn.vpn.journal
         now = time.monotonic()
         outcomes: list[tuple[int, int, str]] = []  # (id, code, text); code 0: stored
+        journalled: set[int] = set()  # ids whose message the store must keep
         for offset, m in enumerate(messages):
             pid = first_id + offset
             topic = m.topic
@@ -137,18 +147,47 @@ class Guaranteed:
             if message.qos < 1:
                 message.qos = 1
             before = registry.rejections
+            pending = len(journal.pending) if journal is not None else 0
             router.publish(message, session)
+            if journal is not None and len(journal.pending) > pending:
+                journalled.add(pid)
             if registry.rejections != before:
                 outcomes.append((pid, ErrorCode.LIMIT_EXCEEDED, "a full queue refused it"))
             else:
                 outcomes.append((pid, 0, ""))
+        if journal is not None and (journalled or self._acks_waiting):
+            # Answer only once the store has committed what these messages left
+            # there (and, commit order being submission order, everything before).
+            self._acks_waiting += 1
+            journal.commit(partial(self._committed, outcomes, journalled))
+            return
+        self.acknowledge(outcomes)
+
+    def _committed(
+        self,
+        outcomes: list[tuple[int, int, str]],
+        journalled: set[int],
+        error: StorageError | None,
+    ) -> None:
+        """The store committed (or refused) what a persistent PUBLISH left there."""
+        self._acks_waiting -= 1
+        if error is not None and journalled:
+            # Never acknowledge what was not kept.
+            log.warning("native client %r: %d persistent message(s) not acknowledged: %s",
+                        self.conn.client_name, len(journalled), error)
+            text = f"the broker could not store the message: {error}"
+            outcomes = [
+                (pid, ErrorCode.SERVER_BUSY, text) if pid in journalled and not code
+                else (pid, code, reason)
+                for pid, code, reason in outcomes
+            ]
         self.acknowledge(outcomes)
 
     def acknowledge(self, outcomes: list[tuple[int, int, str]]) -> None:
         """Answer persistent publishes: ACK the stored ids, NACK the others.
 
-        The one place publish receipts are sent: with durable queues this is what
-        waits for the store's commit.
+        The one place publish receipts are sent; :meth:`publish` calls it after the
+        store's commit when the messages were journalled.
         """
         conn = self.conn
         if conn.closing:
