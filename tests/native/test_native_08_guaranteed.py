@@ -216,3 +216,31 @@ def test_browser_respects_credit(wire, uid: str) -> None:  # type: ignore[no-unt
     browser.send(Credit(2))
     assert [m.payload for _, m in browser.messages(2)] == [b"\x01", b"\x02"]
     assert first.payload == b"\x00"
+
+
+def test_full_store_nacks_instead_of_acknowledging(make_broker, wire, uid: str) -> None:  # type: ignore[no-untyped-def]
+    """The data file reaches its cap (as on a full disk): persistent messages for a
+    durable queue are NACKed SERVER_BUSY, never ACKed; messages nothing keeps are
+    still ACKed."""
+    b = make_broker("[server]\nstorage_max_bytes = 1048576\n")
+    sub = wire(target=b, capabilities=G)
+    assert _bind(sub, 1, f"{uid}-capped", create=True, topics=(f"{uid}/kept",)).code == 0
+    sub.close()  # the durable queue stays, without a consumer
+    pub = wire(target=b, capabilities=G)
+    answers: list[Ack | Nack] = []
+    for pid in range(1, 41):  # 40 x 64 KiB: well past the 1 MiB cap
+        pub.send(Publish((Message(f"{uid}/kept", bytes(65536)),), first_id=pid))
+        answer = pub.next()
+        assert isinstance(answer, (Ack, Nack)), answer
+        answers.append(answer)
+        if isinstance(answer, Nack):
+            break
+    assert isinstance(answers[0], Ack) and isinstance(answers[-1], Nack), answers
+    refused = answers[-1]
+    assert refused.code == ErrorCode.SERVER_BUSY and "could not store" in refused.text
+    # Refusing from now on, with no success in between.
+    pub.send(Publish((Message(f"{uid}/kept", b"small"),), first_id=100))
+    assert pub.expect(Nack).code == ErrorCode.SERVER_BUSY
+    # Nothing to store: acknowledged as before.
+    assert _persist(pub, 101, Message(f"{uid}/nobody-keeps-this", b"x")).ranges == ((101, 101),)
+    assert "refusing persistent writes" in b.log()
