@@ -59,6 +59,12 @@ def test_listener_must_name_a_defined_vpn(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_listeners_bind_loopback_unless_told_otherwise() -> None:
+    assert {li.host for li in load_config(None).listener} == {"127.0.0.1"}
+    exposed = load_config(None, {"host": "0.0.0.0"})
+    assert {li.host for li in exposed.listener} == {"0.0.0.0"}
+
+
 def test_flags_override_file(tmp_path: Path) -> None:
     path = write(tmp_path, '[[listener]]\nprotocol = "mqtt"\nport = 1999\nhost = "0.0.0.0"\n')
     config = load_config(path, {"mqtt_port": 0, "host": "127.0.0.1", "ws_port": None})

@@ -60,7 +60,9 @@ class ServerConfig(_Strict):
 
 class ListenerConfig(_Strict):
     protocol: Literal["mqtt", "mqtt-ws", "native", "native-ws", "amqp", "admin"]
-    host: str = "0.0.0.0"
+    # Loopback by default, as Mosquitto 2 does: nothing authenticates clients yet, so
+    # exposing the broker is a decision (--host 0.0.0.0 or host = "0.0.0.0").
+    host: str = "127.0.0.1"
     port: int = Field(ge=0, le=65535)
     path: str = "/mqtt"
     vpn: str = "default"

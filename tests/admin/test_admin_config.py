@@ -15,7 +15,7 @@ def test_admin_listener_defaults_to_loopback_8080() -> None:
     listener = ListenerConfig.model_validate({"protocol": "admin"})
     assert (listener.host, listener.port) == ("127.0.0.1", 8080)
     other = ListenerConfig.model_validate({"protocol": "mqtt", "port": 1})
-    assert other.host == "0.0.0.0"
+    assert other.host == "127.0.0.1"  # every listener is loopback unless asked
 
 
 def test_admin_listener_from_a_file(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ _SERVE_EPILOG = """\
 Examples:
   warren serve                          MQTT on :1883, MQTT/WebSocket on :8000/mqtt,
                                         the native protocol on :55555
-  warren serve --host 127.0.0.1         only local clients
+  warren serve --host 0.0.0.0           accept clients from the network too
   warren serve --config warren.toml     everything from a file
   WARREN_MQTT_PORT=1884 warren serve    environment overrides the file
 
@@ -41,7 +41,7 @@ Configuration file (TOML); every key is optional:
   protocol = "mqtt"             # "mqtt" (TCP), "mqtt-ws" (WebSocket), "native" (TCP)
                                 # or "native-ws" (native protocol over WebSocket)
                                 # or "admin" (management API, 127.0.0.1:8080 by default)
-  host = "0.0.0.0"
+  host = "127.0.0.1"            # the default; "0.0.0.0" exposes it
   port = 1883
   # path = "/mqtt"              # mqtt-ws (and native-ws: any path unless set)
 
@@ -98,7 +98,8 @@ def cli() -> None:
     envvar="WARREN_CONFIG",
     help="TOML configuration file (format below).",
 )
-@click.option("--host", envvar="WARREN_HOST", help="Address every listener binds to.")
+@click.option("--host", envvar="WARREN_HOST",
+              help="Address every listener binds to (default 127.0.0.1; 0.0.0.0 = all).")
 @click.option(
     "--mqtt-port",
     type=click.IntRange(0, 65535),
