@@ -412,7 +412,14 @@ def compare(
     comparison.print_table()
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(comparison.markdown(), encoding="utf-8")
+        from warren.bench.compare_amqp import BEGIN_MARK, END_MARK
+
+        text = comparison.markdown()
+        old = output.read_text(encoding="utf-8") if output.exists() else ""
+        if BEGIN_MARK in old and END_MARK in old:  # keep the compare-amqp section
+            kept = BEGIN_MARK + old.split(BEGIN_MARK, 1)[1].split(END_MARK, 1)[0] + END_MARK
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+        output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     if json_path is not None:
         json_path.write_text(comparison.json(), encoding="utf-8")
