@@ -42,6 +42,8 @@ Examples:
   warren bench latency --rate 5000 --json                  p50/p99/p99.9/max as JSON
   warren bench connections -c 10000                        connect rate, RSS per 1,000
   warren bench compare --output docs/benchmarks.md         Warren vs mosquitto
+  warren bench amqp-persistent --port 5672 --broker-pid 1234  AMQP confirms, durable queue
+  warren bench compare-amqp --output docs/benchmarks.md    Warren vs RabbitMQ (AMQP)
 """
 
 
@@ -410,10 +412,122 @@ def compare(
     comparison.print_table()
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(comparison.markdown(), encoding="utf-8")
+        from warren.bench.compare_amqp import BEGIN_MARK, END_MARK
+
+        text = comparison.markdown()
+        old = output.read_text(encoding="utf-8") if output.exists() else ""
+        if BEGIN_MARK in old and END_MARK in old:  # keep the compare-amqp section
+            kept = BEGIN_MARK + old.split(BEGIN_MARK, 1)[1].split(END_MARK, 1)[0] + END_MARK
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+        output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     if json_path is not None:
         json_path.write_text(comparison.json(), encoding="utf-8")
+
+
+def _amqp_spec_options(func: F) -> F:
+    options = [
+        click.option("-d", "--duration", type=click.FloatRange(0, min_open=True), default=5.0,
+                     show_default=True, help="Seconds measured."),
+        click.option("--warmup", type=click.FloatRange(0), default=1.0, show_default=True,
+                     help="Seconds published before measuring."),
+        click.option("-s", "--payload", type=click.IntRange(8), default=64, show_default=True,
+                     help="Body bytes (the first 8 carry the send time)."),
+        click.option("--window", type=click.IntRange(1), default=256, show_default=True,
+                     help="Most unconfirmed publishes."),
+        click.option("--batch", type=click.IntRange(1), default=32, show_default=True,
+                     help="Most publishes per write."),
+        click.option("--prefetch", type=click.IntRange(1, 65535), default=512,
+                     show_default=True, help="Consumer prefetch count."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@bench.command("amqp-persistent", epilog=_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Broker address.")
+@click.option("--port", "-p", type=click.IntRange(1, 65535), help="Broker AMQP port.")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A `warren serve --ready-file` file: AMQP port and broker pid.",
+)
+@click.option("--broker-pid", type=int, help="The broker's pid, for CPU figures from /proc.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_amqp_spec_options
+def amqp_persistent(
+    host: str, port: int | None, ready_file: Path | None, broker_pid: int | None,
+    as_json: bool, **spec: Any,
+) -> None:
+    """AMQP 0-9-1: persistent publishes with confirms -> durable queue -> one consumer.
+
+    Publisher and consumer are processes of their own on Warren's AMQP codec; reports
+    messages/s, publish->consume and confirm latency, broker and generator CPU.
+    """
+    import json
+
+    from warren.bench.amqp import AmqpBenchError, AmqpSpec, run_amqp_persistent
+
+    if ready_file is not None:
+        data = json.loads(ready_file.read_text(encoding="utf-8"))
+        amqp = [x for x in data.get("listeners", []) if x.get("protocol") == "amqp"]
+        if not amqp:
+            raise click.BadParameter("no 'amqp' listener", param_hint="--ready-file")
+        port = port or int(amqp[0]["port"])
+        broker_pid = broker_pid or int(data["pid"])
+    try:
+        result = run_amqp_persistent(AmqpSpec(**spec), host, port or 5672, broker_pid)
+    except AmqpBenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    lat, broker = result["latency_ms"], result["broker"] or {}
+    click.echo(
+        f"{result['delivered_per_s']:,.0f} msgs/s consumed, "
+        f"{result['confirmed_per_s']:,.0f} confirmed/s; p50 {lat['p50']} ms, "
+        f"p99 {lat['p99']} ms; confirm p99 {result['confirm_latency_ms']['p99']} ms; "
+        f"broker CPU {broker.get('cpu_percent', 0):.0f}%; lost {result['messages']['lost']}"
+    )
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
+
+
+@bench.command("compare-amqp", epilog=_EPILOG)
+@_amqp_spec_options
+@click.option("-r", "--reps", type=click.IntRange(1), default=3, show_default=True,
+              help="Repetitions on every broker (interleaved).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write/replace the AMQP section of this Markdown file.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write every run's JSON result here.")
+def compare_amqp_command(
+    reps: int, output: Path | None, json_path: Path | None, **spec: Any
+) -> None:
+    """Warren vs Debian's rabbitmq-server on amqp-persistent: medians and ratios.
+
+    Starts both brokers itself on loopback ephemeral ports (temporary data dirs) and
+    stops them after; runs --reps interleaved repetitions on each.
+    """
+    import json
+
+    from warren.bench.amqp import AmqpBenchError, AmqpSpec
+    from warren.bench.compare_amqp import compare_amqp, render_markdown, write_section
+
+    try:
+        result = compare_amqp(AmqpSpec(**spec), reps)
+    except (AmqpBenchError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    command = " ".join(["warren", "bench", *sys.argv[sys.argv.index("compare-amqp") :]]) \
+        if "compare-amqp" in sys.argv else "warren bench compare-amqp"
+    section = render_markdown(result, command)
+    click.echo(section)
+    if output is not None:
+        write_section(output, section)
+        click.echo(f"wrote {output}", err=True)
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
