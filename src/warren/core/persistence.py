@@ -63,6 +63,11 @@ class MessageCache:
     def __init__(self) -> None:
         self._by_id: dict[int, Message] = {}
 
+    @property
+    def by_id(self) -> dict[int, Message]:
+        """The live messages built so far, by stored id (Queue.restore_many)."""
+        return self._by_id
+
     def get(self, stored: StoredMessage) -> Message:
         by_id = self._by_id
         mid = stored[0]

@@ -564,14 +564,28 @@ class Queue:
         (bytes accounted and the expiry timer armed once, at the end)."""
         levels = self._levels
         top = len(levels) - 1
-        get = messages.get
+        by_id = messages.by_id
+        cached = by_id.get
         seq = _seq
         total = 0
         expiring = False
         monotonic_now = time.monotonic()
         wall_now = time.time()
         for item in stored:
-            message = get(item.message)
+            # MessageCache.get and message_from_stored, inlined (once per entry).
+            record = item.message
+            message = cached(record[0])
+            if message is None:
+                (mid, topic, payload, qos, retain, utf8, content_type, correlation_data,
+                 response_topic, props, deadline, prio, message_id, sender_id,
+                 _extra) = record
+                message = by_id[mid] = Message(
+                    topic, payload, qos, retain, content_type, correlation_data,
+                    response_topic, tuple(tuple(p) for p in props) if props else (),  # type: ignore[misc]
+                    utf8,
+                    None if deadline is None else monotonic_now + (deadline - wall_now),
+                    prio, message_id, sender_id, None, record,
+                )
             expires_at = item.expires_at
             if expires_at is not None:
                 expires_at = monotonic_now + (expires_at - wall_now)
