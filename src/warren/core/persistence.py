@@ -41,21 +41,17 @@ def stored_message(message: Message, journal: Journal) -> StoredMessage:
 
 def message_from_stored(stored: StoredMessage) -> Message:
     """A live message for a stored one (keeps the link, so it is not stored again)."""
+    # Positional arguments, and no work for absent properties: this runs once per
+    # stored message at recovery (docs/storage.md, "Broker recovery").
+    (_, topic, payload, qos, retain, utf8, content_type, correlation_data,
+     response_topic, user_properties, expires_at, priority, message_id, sender_id,
+     _extra) = stored
     return Message(
-        stored.topic,
-        stored.payload,
-        stored.qos,
-        stored.retain,
-        content_type=stored.content_type,
-        correlation_data=stored.correlation_data,
-        response_topic=stored.response_topic,
-        user_properties=tuple(tuple(p) for p in stored.user_properties),  # type: ignore[misc]
-        payload_format_utf8=stored.payload_format_utf8,
-        expires_at=wall_to_monotonic(stored.expires_at),
-        priority=stored.priority,
-        message_id=stored.message_id,
-        sender_id=stored.sender_id,
-        stored=stored,
+        topic, payload, qos, retain, content_type, correlation_data, response_topic,
+        tuple(tuple(p) for p in user_properties) if user_properties else (),  # type: ignore[misc]
+        utf8,
+        None if expires_at is None else wall_to_monotonic(expires_at),
+        priority, message_id, sender_id, None, stored,
     )
 
 
@@ -67,8 +63,15 @@ class MessageCache:
     def __init__(self) -> None:
         self._by_id: dict[int, Message] = {}
 
+    @property
+    def by_id(self) -> dict[int, Message]:
+        """The live messages built so far, by stored id (Queue.restore_many)."""
+        return self._by_id
+
     def get(self, stored: StoredMessage) -> Message:
-        message = self._by_id.get(stored.id)
+        by_id = self._by_id
+        mid = stored[0]
+        message = by_id.get(mid)
         if message is None:
-            message = self._by_id[stored.id] = message_from_stored(stored)
+            message = by_id[mid] = message_from_stored(stored)
         return message
