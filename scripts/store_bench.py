@@ -93,7 +93,7 @@ async def _writes(args: argparse.Namespace, path: Path) -> None:
             await store.write([Enqueue(entry)])
             latencies.append(time.perf_counter() - t)
             if args.consume:  # the consumer's ack: a second, non-awaited mutation
-                store.submit([Dequeue(1, entry.id)])
+                store.submit([Dequeue(1, entry.id, mid)])
 
     before = store.stats()
     t0 = time.perf_counter()

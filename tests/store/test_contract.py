@@ -131,10 +131,11 @@ def test_a_message_is_stored_once_for_many_queues(open_store: OpenStore) -> None
     assert len(recovered) == 3
     assert recovered[0].message is recovered[1].message is recovered[2].message  # shared
 
-    write(store, [Dequeue(queues[0], entries[0].id), Dequeue(queues[1], entries[1].id)])
+    write(store, [Dequeue(queues[0], entries[0].id, message.id),
+                  Dequeue(queues[1], entries[1].id, message.id)])
     assert store.stats().messages == 1
-    write(store, [Dequeue(queues[2], entries[2].id)])
-    write(store, [Dequeue(queues[2], entries[2].id)])  # twice: no effect, no error
+    write(store, [Dequeue(queues[2], entries[2].id, message.id)])
+    write(store, [Dequeue(queues[2], entries[2].id, message.id)])  # twice: no effect
     store, items = restart(open_store)
     assert items == []
     assert (store.stats().messages, store.stats().entries) == (0, 0)
@@ -148,7 +149,7 @@ def test_dead_lettering_moves_a_message_within_one_commit(open_store: OpenStore)
     source = StoredEntry(1, store.next_id(), message)
     write(store, [Enqueue(source)])
     moved = StoredEntry(2, store.next_id(), message, redeliveries=5)
-    write(store, [Dequeue(1, source.id), Enqueue(moved)])
+    write(store, [Dequeue(1, source.id, message.id), Enqueue(moved)])
     store, items = restart(open_store)
     assert of_type(items, StoredEntry) == [moved]
     assert store.stats().messages == 1
@@ -229,7 +230,7 @@ def test_sessions_with_subscriptions_and_deliveries(open_store: OpenStore) -> No
     ]
     assert store.stats().messages == 1
 
-    write(store, [DeleteSessionDelivery(session.id, inflight.id),
+    write(store, [DeleteSessionDelivery(session.id, inflight.id, message.id),
                   DeleteIncomingQos2(session.id, 42)])
     store, items = restart(open_store)
     assert of_type(items, SessionDelivery) == [pending]

@@ -9,8 +9,9 @@ whose commits the test releases by hand.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
+
+from tests.store.gated import GatedStore
 
 from warren.adapters.mqtt import MQTTConnection, MqttSettings
 from warren.codecs.mqtt import (
@@ -29,31 +30,8 @@ from warren.codecs.mqtt import (
 from warren.codecs.mqtt import MQTTConnection as Codec
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
-from warren.store import MemoryStore, PutSessionDelivery, SetRetained, StorageError
-from warren.store.base import Done
+from warren.store import PutSessionDelivery, SetRetained, StorageError
 from warren.store.journal import Journal
-from warren.store.records import Mutation
-
-
-class GatedStore(MemoryStore):
-    """A memory store whose commits happen when the test says so."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[list[Mutation], Done | None]] = []
-        self.submitted: list[Mutation] = []
-
-    def submit(self, mutations: Sequence[Mutation], done: Done | None = None) -> None:
-        self.submitted.extend(mutations)
-        self.held.append((list(mutations), done))
-
-    def release(self, error: StorageError | None = None) -> None:
-        held, self.held = self.held, []
-        for mutations, done in held:
-            if error is None:
-                super().submit(mutations, done)
-            elif done is not None:
-                done(error)
 
 
 class Transport(asyncio.Transport):

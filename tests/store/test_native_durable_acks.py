@@ -10,8 +10,9 @@ whose commits the test releases by hand.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
+
+from tests.store.gated import GatedStore
 
 from warren.adapters.native import NativeConnection, NativeSettings
 from warren.codecs.native import (
@@ -30,31 +31,9 @@ from warren.codecs.native import (
 from warren.codecs.native import NativeConnection as Codec
 from warren.core.stats import BrokerStats
 from warren.core.vpn import Vpn
-from warren.store import MemoryStore, StorageError
-from warren.store.base import Done
+from warren.store import StorageError
 from warren.store.journal import Journal
-from warren.store.records import Enqueue, Mutation
-
-
-class GatedStore(MemoryStore):
-    """A memory store whose commits happen when the test says so."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[list[Mutation], Done | None]] = []
-        self.submitted: list[Mutation] = []
-
-    def submit(self, mutations: Sequence[Mutation], done: Done | None = None) -> None:
-        self.submitted.extend(mutations)
-        self.held.append((list(mutations), done))
-
-    def release(self, error: StorageError | None = None) -> None:
-        held, self.held = self.held, []
-        for mutations, done in held:
-            if error is None:
-                super().submit(mutations, done)
-            elif done is not None:
-                done(error)
+from warren.store.records import Enqueue
 
 
 class Transport:

@@ -536,7 +536,9 @@ class Queue:
     def _unstore(self, entry: QueueEntry) -> None:
         journal = self.registry.journal
         if journal is not None and self.store_id:
-            journal.append(Dequeue(self.store_id, entry.store_id))
+            stored = entry.message.stored
+            assert stored is not None  # set by _store / recovery with store_id
+            journal.append(Dequeue(self.store_id, entry.store_id, stored.id))
         entry.store_id = 0
 
     def forget(self, entry: QueueEntry) -> None:

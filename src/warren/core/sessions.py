@@ -386,7 +386,11 @@ class Session:
     def _unstore_delivery(self, delivery: Delivery) -> None:
         journal = self.vpn.journal
         if journal is not None and self.store_id:
-            journal.append(DeleteSessionDelivery(self.store_id, delivery.store_id))
+            stored = delivery.message.stored
+            assert stored is not None  # set when the delivery was stored / recovered
+            journal.append(
+                DeleteSessionDelivery(self.store_id, delivery.store_id, stored.id)
+            )
 
     def attach(self, sink: DeliverySink) -> None:
         """A connection takes this session: resend what is in flight, then drain.

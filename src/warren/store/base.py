@@ -87,10 +87,18 @@ class Store(Protocol):
         """
         ...
 
-    def submit(self, mutations: Sequence[Mutation], done: Done | None = None) -> None:
+    def submit(
+        self,
+        mutations: Sequence[Mutation],
+        done: Done | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         """Queue ``mutations`` to be committed together, after everything submitted
         before; ``done`` is called once they are durable, or with the error that
-        refused them. Never blocks and never raises for a storage failure."""
+        refused them. Never blocks and never raises for a storage failure.
+
+        ``done`` runs on ``loop``, by default the running loop (if any). Callers on a
+        hot path pass it: looking the running loop up costs a getpid() system call."""
         ...
 
     def write(self, mutations: Sequence[Mutation]) -> asyncio.Future[None]:
@@ -111,13 +119,14 @@ class Store(Protocol):
 Waiter = tuple[asyncio.AbstractEventLoop | None, Done]
 
 
-def waiter(done: Done) -> Waiter:
-    """Pair ``done`` with the loop running now (None outside a loop)."""
+def waiter(done: Done, loop: asyncio.AbstractEventLoop | None = None) -> Waiter:
+    """Pair ``done`` with ``loop``, by default the loop running now (None outside one)."""
+    if loop is not None:
+        return (loop, done)
     try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        return (asyncio.get_running_loop(), done)
     except RuntimeError:
-        loop = None
-    return (loop, done)
+        return (None, done)
 
 
 def fire(waiters: Sequence[Waiter], error: StorageError | None) -> None:

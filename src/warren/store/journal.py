@@ -49,7 +49,7 @@ class Journal:
         (and so after every earlier one), even when nothing was journalled."""
         pending = self.pending
         self.pending = []
-        self.store.submit(pending, done)
+        self.store.submit(pending, done, self._loop)
 
     def flush(self) -> None:
         """Submit what is journalled, if anything (shutdown, tests)."""

@@ -116,17 +116,22 @@ class MemoryStore:
 
     # --- writes -----------------------------------------------------------------------
 
-    def submit(self, mutations: Sequence[Mutation], done: Done | None = None) -> None:
+    def submit(
+        self,
+        mutations: Sequence[Mutation],
+        done: Done | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         if self._closed:
             error = StoreClosedError("the store is closed: nothing more can be written")
             if done is not None:
-                fire([waiter(done)], error)
+                fire([waiter(done, loop)], error)
             return
         for mutation in mutations:
             self._apply(mutation)
         self._stats.count_batch(1, len(mutations))
         if done is not None:
-            fire([waiter(done)], None)
+            fire([waiter(done, loop)], None)
 
     def write(self, mutations: Sequence[Mutation]) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -388,10 +388,14 @@ class Enqueue:
 
 @dataclass(frozen=True, slots=True)
 class Dequeue:
-    """An entry left its queue: acknowledged, dropped, expired or dead-lettered."""
+    """An entry left its queue: acknowledged, dropped, expired or dead-lettered.
+
+    ``message_id`` is the entry's message (the store drops one reference to it
+    without reading the entry back)."""
 
     queue_id: int
     entry_id: int
+    message_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,10 +506,12 @@ class UpdateSessionDelivery:
 
 @dataclass(frozen=True, slots=True)
 class DeleteSessionDelivery:
-    """A delivery is complete (PUBACK/PUBCOMP), expired or dropped."""
+    """A delivery is complete (PUBACK/PUBCOMP), expired or dropped (``message_id``:
+    its message, as for :class:`Dequeue`)."""
 
     session_id: int
     delivery_id: int
+    message_id: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from warren.store.base import (
     Done,
@@ -89,10 +89,12 @@ from warren.store.records import (
     StoredMessage,
     UpdateSessionDelivery,
 )
+from warren.store.sqlite_batch import RowBuffer
 
 __all__ = ["DEFAULT_FILENAME", "SCHEMA_VERSION", "SqliteStore"]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = 1
 DEFAULT_FILENAME: Final = "warren.db"
@@ -220,12 +222,11 @@ class SqliteStore:
         self._probes: list[Callable[[], object]] = []  # run by the writer between commits
         self._failure: StorageError | None = None
         self._closing = False
+        self._idle = False  # the writer is (about to be) waiting for work
         self._thread: threading.Thread | None = None
         self._stats = StoreStats()
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             Enqueue: self._enqueue,
-            Dequeue: self._dequeue,
-            Redeliver: self._redeliver,
             PurgeQueue: self._purge,
             PutQueue: self._put_records,
             DeleteQueue: self._delete_queue,
@@ -240,8 +241,6 @@ class SqliteStore:
             PutSessionSubscription: self._put_records,
             DeleteSessionSubscription: self._delete_session_subscription,
             PutSessionDelivery: self._put_delivery,
-            UpdateSessionDelivery: self._update_delivery,
-            DeleteSessionDelivery: self._delete_delivery,
             PutIncomingQos2: self._put_records,
             DeleteIncomingQos2: self._delete_incoming_qos2,
             SetRetained: self._set_retained,
@@ -249,6 +248,15 @@ class SqliteStore:
             PutObject: self._put_records,
             DeleteObject: self._delete_object,
         }
+        self._hot: dict[type[Any], Callable[[Any], None]] = {
+            Enqueue: self._hot_enqueue,
+            Dequeue: self._hot_dequeue,
+            Redeliver: self._hot_redeliver,
+            PutSessionDelivery: self._hot_put_delivery,
+            UpdateSessionDelivery: self._hot_update_delivery,
+            DeleteSessionDelivery: self._hot_delete_delivery,
+        }
+        self._rows = RowBuffer(self._conn, {}, _message_row)  # replaced per commit
 
     def __repr__(self) -> str:
         return f"<SqliteStore {str(self.path)!r}>"
@@ -407,19 +415,30 @@ class SqliteStore:
 
     # --- submitting -------------------------------------------------------------------
 
-    def submit(self, mutations: Sequence[Mutation], done: Done | None = None) -> None:
-        item = (mutations, None if done is None else waiter(done))
-        with self._lock:
-            error = self._failure
-            if error is None and self._closing:
-                error = StoreClosedError(f"{self.path}: the store is closed")
-            if error is None:
-                if self._thread is None:
-                    self._start()
-                self._queue.append(item)
-                if len(self._queue) == 1:
+    def submit(
+        self,
+        mutations: Sequence[Mutation],
+        done: Done | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        item = (mutations, None if done is None else waiter(done, loop))
+        error = self._failure
+        if error is None and self._closing:
+            error = StoreClosedError(f"{self.path}: the store is closed")
+        if error is None:
+            if self._thread is None:
+                with self._lock:
+                    if self._thread is None:
+                        self._start()
+            # No lock on the publish path: deque.append is atomic, and the writer
+            # re-checks the queue after raising _idle, so a wake-up is only needed
+            # when it may be waiting. Taking the lock here made the event loop wait
+            # for the writer thread (and then for the GIL) on every submission.
+            self._queue.append(item)
+            if self._idle:
+                with self._lock:
                     self._wake.notify()
-                return
+            return
         if item[1] is not None:
             fire([item[1]], error)
 
@@ -471,6 +490,10 @@ class SqliteStore:
             self._wake.notify()
         if self._thread is not None:
             self._thread.join()
+        # A submission that raced with close() (from another thread) is refused, not lost.
+        left = [w for _, w in _drain(self._queue) if w is not None]
+        if left:
+            fire(left, StoreClosedError(f"{self.path}: the store is closed"))
         try:
             self._conn.close()  # the last connection checkpoints and removes the WAL
         except sqlite3.Error as exc:
@@ -492,26 +515,28 @@ class SqliteStore:
         queue = self._queue
         while True:
             with self._lock:
+                self._idle = True  # before looking at the queue: see submit()
                 while not queue and not self._closing and not self._probes:
                     self._wake.wait()
+                self._idle = False
                 probes, self._probes = self._probes, []
             for probe in probes:
                 try:
                     probe()
                 except Exception:
                     log.exception("%s: reading store statistics", self.path)
-            with self._lock:
-                if not queue:
-                    if self._closing:
-                        return  # everything submitted was committed
-                    continue
-                batch = [queue.popleft()]
-                size = len(batch[0][0])
-                while queue and size + len(queue[0][0]) <= self.max_batch:
-                    item = queue.popleft()
-                    size += len(item[0])
-                    batch.append(item)
-                stopped = self._failure is not None
+            if not queue:
+                if self._closing:
+                    return  # everything submitted was committed
+                continue
+            # Only this thread takes from the queue (popleft is atomic).
+            batch = [queue.popleft()]
+            size = len(batch[0][0])
+            while queue and size + len(queue[0][0]) <= self.max_batch:
+                item = queue.popleft()
+                size += len(item[0])
+                batch.append(item)
+            stopped = self._failure is not None
             if stopped:
                 self._fail(self._failure, batch)
                 continue
@@ -531,19 +556,30 @@ class SqliteStore:
     def _commit(self, batch: list[tuple[Sequence[Mutation], Waiter | None]]) -> None:
         conn = self._conn
         handlers = self._handlers
+        hot = self._hot
+        assert self._refs is not None
+        rows = self._rows = RowBuffer(conn, self._refs, _message_row)
         conn.execute("BEGIN")
         try:
             for mutations, _ in batch:
-                # Runs of one mutation type go to their handler together (executemany);
-                # runs are applied in order, so the outcome is the sequential one.
+                # Hot mutations (entries and deliveries) go to the row buffer; runs of
+                # any other type go to their handler together (executemany), after
+                # the buffer is written, so the outcome is the sequential one.
                 i, n = 0, len(mutations)
                 while i < n:
                     kind = type(mutations[i])
+                    handle = hot.get(kind)
+                    if handle is not None:
+                        handle(mutations[i])
+                        i += 1
+                        continue
                     j = i + 1
                     while j < n and type(mutations[j]) is kind:
                         j += 1
+                    rows.flush()
                     handlers[kind](mutations[i:j])
                     i = j
+            rows.flush()
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?)",
                 (self._next_id,),
@@ -566,8 +602,7 @@ class SqliteStore:
             first = self._failure is None
             if first:
                 self._failure = error
-            batch = batch + list(self._queue)
-            self._queue.clear()
+            batch = batch + _drain(self._queue)
         if first:
             log.error("%s: storage failed, refusing persistent writes: %s", self.path, error)
         fire([w for _, w in batch if w is not None], error)
@@ -618,6 +653,53 @@ class SqliteStore:
             return False
         return True
 
+    # Hot handlers: one mutation each, into the row buffer (sqlite_batch.py).
+
+    def _hot_enqueue(self, m: Enqueue) -> None:
+        e = m.entry
+        if self._replacing(e.id):
+            self._rows.flush()
+            self._enqueue([m])
+            return
+        self._rows.put(
+            self._rows.entries,
+            (e.queue_id, e.id),
+            [e.queue_id, e.id, e.message.id, e.source, e.key, e.expires_at, e.priority,
+             e.redeliveries],
+            e.message,
+        )
+
+    def _hot_dequeue(self, m: Dequeue) -> None:
+        self._rows.remove(self._rows.entries, (m.queue_id, m.entry_id), m.message_id)
+
+    def _hot_redeliver(self, m: Redeliver) -> None:
+        self._rows.update(self._rows.entries, (m.queue_id, m.entry_id), (m.redeliveries,), (7,))
+
+    def _hot_put_delivery(self, m: PutSessionDelivery) -> None:
+        d = m.delivery
+        if self._replacing(d.id):
+            self._rows.flush()
+            self._put_delivery([m])
+            return
+        self._rows.put(
+            self._rows.deliveries,
+            (d.session_id, d.id),
+            [d.session_id, d.id, d.message.id, d.qos, int(d.retain),
+             json.dumps(d.subscription_ids) if d.subscription_ids else None,
+             d.packet_id, d.state],
+            d.message,
+        )
+
+    def _hot_update_delivery(self, m: UpdateSessionDelivery) -> None:
+        self._rows.update(
+            self._rows.deliveries, (m.session_id, m.delivery_id), (m.packet_id, m.state), (6, 7)
+        )
+
+    def _hot_delete_delivery(self, m: DeleteSessionDelivery) -> None:
+        self._rows.remove(self._rows.deliveries, (m.session_id, m.delivery_id), m.message_id)
+
+    # Run handlers (rare mutations, and re-puts of an id that may be stored).
+
     def _enqueue(self, run: Sequence[Enqueue]) -> None:
         new: list[tuple[Any, ...]] = []
         dead: list[tuple[int]] = []
@@ -625,12 +707,11 @@ class SqliteStore:
         for mutation in run:
             e = mutation.entry
             self._ref(e.message, new)
-            if self._replacing(e.id):
-                self._delete_returning(
-                    "DELETE FROM queue_entries WHERE queue_id = ? AND id = ? RETURNING message",
-                    (e.queue_id, e.id),
-                    dead,
-                )
+            self._delete_returning(
+                "DELETE FROM queue_entries WHERE queue_id = ? AND id = ? RETURNING message",
+                (e.queue_id, e.id),
+                dead,
+            )
             rows.append(
                 (e.queue_id, e.id, e.message.id, e.source, e.key, e.expires_at, e.priority,
                  e.redeliveries)
@@ -638,22 +719,6 @@ class SqliteStore:
         self._insert_messages(new)
         self._conn.executemany("INSERT INTO queue_entries VALUES (?,?,?,?,?,?,?,?)", rows)
         self._delete_messages(dead)
-
-    def _dequeue(self, run: Sequence[Dequeue]) -> None:
-        dead: list[tuple[int]] = []
-        for m in run:
-            self._delete_returning(
-                "DELETE FROM queue_entries WHERE queue_id = ? AND id = ? RETURNING message",
-                (m.queue_id, m.entry_id),
-                dead,
-            )
-        self._delete_messages(dead)
-
-    def _redeliver(self, run: Sequence[Redeliver]) -> None:
-        self._conn.executemany(
-            "UPDATE queue_entries SET redeliveries = ? WHERE queue_id = ? AND id = ?",
-            [(m.redeliveries, m.queue_id, m.entry_id) for m in run],
-        )
 
     def _purge(self, run: Sequence[PurgeQueue]) -> None:
         dead: list[tuple[int]] = []
@@ -729,13 +794,12 @@ class SqliteStore:
         for m in run:
             d = m.delivery
             self._ref(d.message, new)
-            if self._replacing(d.id):  # a re-put replaces the delivery and its reference
-                self._delete_returning(
-                    "DELETE FROM session_deliveries WHERE session_id = ? AND id = ?"
-                    " RETURNING message",
-                    (d.session_id, d.id),
-                    dead,
-                )
+            self._delete_returning(  # a re-put replaces the delivery and its reference
+                "DELETE FROM session_deliveries WHERE session_id = ? AND id = ?"
+                " RETURNING message",
+                (d.session_id, d.id),
+                dead,
+            )
             rows.append(
                 (d.session_id, d.id, d.message.id, d.qos, int(d.retain),
                  json.dumps(d.subscription_ids) if d.subscription_ids else None,
@@ -743,23 +807,6 @@ class SqliteStore:
             )
         self._insert_messages(new)
         self._conn.executemany("INSERT INTO session_deliveries VALUES (?,?,?,?,?,?,?,?)", rows)
-        self._delete_messages(dead)
-
-    def _update_delivery(self, run: Sequence[UpdateSessionDelivery]) -> None:
-        self._conn.executemany(
-            "UPDATE session_deliveries SET packet_id = ?, state = ?"
-            " WHERE session_id = ? AND id = ?",
-            [(m.packet_id, m.state, m.session_id, m.delivery_id) for m in run],
-        )
-
-    def _delete_delivery(self, run: Sequence[DeleteSessionDelivery]) -> None:
-        dead: list[tuple[int]] = []
-        for m in run:
-            self._delete_returning(
-                "DELETE FROM session_deliveries WHERE session_id = ? AND id = ? RETURNING message",
-                (m.session_id, m.delivery_id),
-                dead,
-            )
         self._delete_messages(dead)
 
     def _delete_incoming_qos2(self, run: Sequence[DeleteIncomingQos2]) -> None:
@@ -817,7 +864,8 @@ def _open(path: Path, synchronous: Synchronous, max_size: int | None) -> sqlite3
         # check_same_thread=False: recovery runs on the caller's thread, then the
         # writer thread owns the connection; they never overlap (see recover()).
         conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=1.0
+            path, isolation_level=None, check_same_thread=False, timeout=1.0,
+            cached_statements=256,  # sqlite_batch.py's multi-row statements
         )
     except sqlite3.Error as exc:
         raise _classify(exc, path, "opening") from exc
@@ -901,6 +949,15 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
         f"{path} has storage schema version {version!r}, which this Warren"
         f" (schema {SCHEMA_VERSION}) cannot read: restore a backup or move the file away"
     )
+
+
+def _drain(queue: collections.deque[_T]) -> list[_T]:
+    """Take everything from ``queue`` while other threads may append (popleft is atomic)."""
+    items = []
+    with contextlib.suppress(IndexError):
+        while True:
+            items.append(queue.popleft())
+    return items
 
 
 def _classify(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:
