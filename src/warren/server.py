@@ -164,7 +164,8 @@ class Broker:
         else:
             store = SqliteStore(server.data_dir / DEFAULT_FILENAME,
                                 synchronous=server.synchronous,
-                                max_size=server.storage_max_bytes)
+                                max_size=server.storage_max_bytes,
+                                loop=loop)
         try:
             started = time.monotonic()
             counts = self._recover(store)

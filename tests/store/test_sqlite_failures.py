@@ -102,7 +102,7 @@ def test_read_only_database_refuses(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "warren.db")
     list(store.recover())
     # What a file system remounted read-only looks like to SQLite: SQLITE_READONLY.
-    store._conn.execute("PRAGMA query_only = 1")
+    store._pragma("query_only = 1")
     with pytest.raises(StorageError, match=r"read-only.*writable"):
         write_sync(store, [PutObject(ObjectRecord("k", "v", "n"))], timeout=10)
     assert store.failure is not None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .amqp import AmqpSpec, run_amqp_persistent
+from .procstat import descendants
 
 __all__ = ["compare_amqp", "render_markdown", "start_rabbitmq", "start_warren"]
 
@@ -37,26 +38,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -166,7 +147,7 @@ def start_rabbitmq() -> Iterator[tuple[int, int]]:
             _wait_port(port, proc, log)
             beam = [
                 pid
-                for pid in [proc.pid, *_descendants(proc.pid)]
+                for pid in [proc.pid, *descendants(proc.pid)]
                 if Path(f"/proc/{pid}/comm").read_text().strip().startswith("beam")
             ]
             yield port, beam[0] if beam else proc.pid

@@ -1,7 +1,9 @@
 """What the broker process costs, read from ``/proc`` (Linux).
 
 CPU time is ``utime + stime`` of ``/proc/PID/stat`` (all threads, user and kernel),
-memory is ``VmRSS`` of ``/proc/PID/status``. The broker's pid comes from
+memory is ``VmRSS`` of ``/proc/PID/status``, each summed over the process and its
+descendants (Warren's store writer process, Mosquitto has none); CPU also counts
+children that have exited (``cutime + cstime``). The broker's pid comes from
 ``--broker-pid`` or from the ready file ``warren serve --ready-file`` writes.
 """
 
@@ -12,7 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BrokerProcess", "ReadyFile", "machine_busy_seconds", "read_ready_file"]
+__all__ = [
+    "BrokerProcess",
+    "ReadyFile",
+    "descendants",
+    "machine_busy_seconds",
+    "read_ready_file",
+]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -24,19 +32,34 @@ class BrokerProcess:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU seconds the process has used so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        # Field 2 (comm) is in parentheses and may contain spaces; fields after the
-        # last ')' start at field 3 (state): utime and stime are fields 14 and 15.
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        """User plus system CPU seconds the process and its descendants have used."""
+        total = 0.0
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile: counted in its parent's cutime once reaped
+            # Field 2 (comm) is in parentheses and may contain spaces; fields after the
+            # last ')' start at field 3 (state): utime, stime, cutime, cstime are 14-17.
+            fields = stat.rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / _CLOCK_TICKS
+        return total
 
     def rss_kib(self) -> int:
-        """Resident set size in KiB (``VmRSS``)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise OSError(f"no VmRSS in /proc/{self.pid}/status")
+        """Resident set size in KiB (``VmRSS``) of the process and its descendants."""
+        total = 0
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                if pid == self.pid:
+                    raise
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        return total
 
     def alive(self) -> bool:
         """Whether the process still exists (and is not a zombie)."""
@@ -45,6 +68,27 @@ class BrokerProcess:
         except OSError:
             return False
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def descendants(pid: int) -> list[int]:
+    """Pids of every live descendant of ``pid`` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def machine_busy_seconds() -> float:

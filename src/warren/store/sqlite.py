@@ -1,164 +1,98 @@
-"""The SQLite store: one WAL-mode file in the data directory, group commit on one thread.
+"""The SQLite store: one WAL-mode file in the data directory, written by its own process.
 
 Layout and guarantees are in docs/storage.md. In short:
 
-- **One writer thread** owns the connection after recovery. ``submit`` appends to a
-  queue and returns; the thread wakes, takes *everything queued* (up to
-  ``max_batch`` mutations, never splitting a submission), applies it in one
-  transaction, commits, and only then completes those submissions: one commit, and
-  with ``synchronous="full"`` one fsync, serves every publisher that was waiting.
-  Submission order is commit order, so per-queue order is kept.
+- **The broker reads, a writer process writes.** The broker opens the file, checks
+  it and streams everything back (:meth:`SqliteStore.recover`); then it hands the
+  file to a writer process (sqlite_writer.py) over a socket pair. ``submit``
+  appends to a queue and returns; a sender thread encodes what is queued and sends
+  it in one frame; the writer applies *everything that has arrived* (up to
+  ``max_batch`` mutations, never splitting a submission) in one transaction,
+  commits, and answers with the last sequence number committed; a receiver thread
+  then completes those submissions on their event loops. One commit, and with
+  ``synchronous="full"`` one fsync, serves every publisher that was waiting, and
+  SQLite's work runs on another core, off the broker's GIL. Submission order is
+  commit order, so per-queue order is kept.
 - **Integer keys, clustered tables.** Queue entries and session deliveries are
   ``WITHOUT ROWID`` tables keyed ``(queue_id, id)``, so recovery is one ordered scan
   per table, and a message body is stored once in ``messages`` however many entries
   refer to it. The writer counts references in memory and deletes a body with its
   last reference, in the same transaction.
 - **Failures refuse.** Any SQLite error while writing (disk full, read-only file,
-  corruption) fails the batch and everything queued behind it with a
-  :class:`StorageError`, and every later submission too: nothing unkept is ever
-  acknowledged. Reopening the store is the way back.
+  corruption), or the writer process dying, fails the batch and everything queued
+  behind it with a :class:`StorageError`, and every later submission too: nothing
+  unkept is ever acknowledged. Reopening the store is the way back.
+- **One broker per file**: the broker holds an exclusive ``flock`` on the file for
+  its lifetime and passes it to its writer, so a restarted broker waits for a
+  previous writer (still committing after a kill -9) to finish.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import contextlib
+import fcntl
 import gc
 import json
 import logging
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
+import warren
 from warren.store.base import (
     Done,
     StoreStats,
     Waiter,
     decode_record,
-    encode_record,
     fire,
     future_done,
     waiter,
 )
-from warren.store.errors import SchemaVersionError, StorageError, StoreClosedError
+from warren.store.errors import StorageError, StoreClosedError
 from warren.store.records import (
     RUNTIME_KINDS,
-    AddQueueSubscription,
-    BindingRecord,
-    DeleteBinding,
-    DeleteExchange,
-    DeleteIncomingQos2,
-    DeleteObject,
-    DeleteQueue,
-    DeleteRetained,
-    DeleteSession,
-    DeleteSessionDelivery,
-    DeleteSessionSubscription,
-    Dequeue,
-    Enqueue,
-    ExchangeRecord,
-    IncomingQos2Record,
     Mutation,
-    ObjectRecord,
-    PurgeQueue,
-    PutBinding,
-    PutExchange,
-    PutIncomingQos2,
-    PutObject,
-    PutQueue,
-    PutSession,
-    PutSessionDelivery,
-    PutSessionSubscription,
-    QueueRecord,
-    QueueSubscriptionRecord,
     Recovered,
-    Redeliver,
-    RemoveQueueSubscription,
     RetainedRecord,
-    RuntimeRecord,
     SessionDelivery,
-    SessionRecord,
-    SessionSubscriptionRecord,
-    SetRetained,
     StoredEntry,
     StoredMessage,
-    UpdateSessionDelivery,
 )
-from warren.store.sqlite_batch import RowBuffer
+from warren.store.sqlite_file import (
+    DEFAULT_FILENAME,
+    SCHEMA_VERSION,
+    Synchronous,
+    classify,
+    open_file,
+)
+from warren.store.sqlite_writer import (
+    CLOSE,
+    COMMITTED,
+    FAILED,
+    PRAGMA,
+    REFS,
+    STATS,
+    STATS_REPLY,
+    SUBMIT,
+    FrameReader,
+    encode_frame,
+    encode_items,
+)
 
 __all__ = ["DEFAULT_FILENAME", "SCHEMA_VERSION", "SqliteStore"]
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-
-SCHEMA_VERSION: Final = 1
-DEFAULT_FILENAME: Final = "warren.db"
-APPLICATION_ID: Final = 0x5741524E  # "WARN": marks the file as Warren's (PRAGMA application_id)
-
-# Schema version 1. Hot tables have integer keys and typed columns; runtime objects
-# are JSON bodies in ``records`` (see records.py). WITHOUT ROWID makes the primary
-# key the storage order: one sequential scan returns a queue's entries in order.
-_SCHEMA: Final = """
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value ANY
-) WITHOUT ROWID;
-CREATE TABLE messages (
-    id                INTEGER PRIMARY KEY,
-    topic             TEXT NOT NULL,
-    payload           BLOB NOT NULL,
-    flags             INTEGER NOT NULL,  -- qos | retain << 2 | payload_format_utf8 << 3
-    content_type      TEXT,
-    correlation_data  BLOB,
-    response_topic    TEXT,
-    user_properties   TEXT,              -- JSON [[name, value], ...], NULL if none
-    expires_at        REAL,              -- wall clock
-    priority          INTEGER,
-    message_id        TEXT,
-    sender_id         TEXT,
-    extra             BLOB
-);
-CREATE TABLE queue_entries (
-    queue_id      INTEGER NOT NULL,
-    id            INTEGER NOT NULL,
-    message       INTEGER NOT NULL,
-    source        TEXT,
-    key           TEXT,
-    expires_at    REAL,
-    priority      INTEGER NOT NULL,
-    redeliveries  INTEGER NOT NULL,
-    PRIMARY KEY (queue_id, id)
-) WITHOUT ROWID;
-CREATE TABLE session_deliveries (
-    session_id        INTEGER NOT NULL,
-    id                INTEGER NOT NULL,
-    message           INTEGER NOT NULL,
-    qos               INTEGER NOT NULL,
-    retain            INTEGER NOT NULL,
-    subscription_ids  TEXT,              -- JSON [id, ...], NULL if none
-    packet_id         INTEGER NOT NULL,
-    state             INTEGER NOT NULL,
-    PRIMARY KEY (session_id, id)
-) WITHOUT ROWID;
-CREATE TABLE retained (
-    vpn      TEXT NOT NULL,
-    topic    TEXT NOT NULL,
-    message  INTEGER NOT NULL,
-    PRIMARY KEY (vpn, topic)
-) WITHOUT ROWID;
-CREATE TABLE records (
-    kind   TEXT NOT NULL,
-    owner  INTEGER NOT NULL,
-    key    TEXT NOT NULL,
-    body   TEXT NOT NULL,               -- the record as JSON (base.encode_record)
-    PRIMARY KEY (kind, owner, key)
-) WITHOUT ROWID;
-"""
 
 # flags -> (qos, retain, payload_format_utf8): decoding a message row is then one
 # tuple lookup instead of three bit operations and two bool() calls.
@@ -166,26 +100,8 @@ _FLAGS: Final = tuple(
     (flags & 3, bool(flags & 4), bool(flags & 8)) for flags in range(16)
 )
 _SCAN_BATCH: Final = 20_000  # rows per fetchmany during recovery
-
-Synchronous = Literal["normal", "full"]
-
-
-def _message_row(m: StoredMessage) -> tuple[Any, ...]:
-    return (
-        m.id,
-        m.topic,
-        m.payload,
-        m.qos | (m.retain << 2) | (m.payload_format_utf8 << 3),
-        m.content_type,
-        m.correlation_data,
-        m.response_topic,
-        json.dumps(m.user_properties) if m.user_properties else None,
-        m.expires_at,
-        m.priority,
-        m.message_id,
-        m.sender_id,
-        m.extra,
-    )
+_LOCK_WAIT: Final = 10.0  # seconds to wait for a previous writer to let go of the file
+_Control = tuple[None, bytes]  # a queued control frame (stats, pragma, refs)
 
 
 class SqliteStore:
@@ -196,7 +112,10 @@ class SqliteStore:
     "normal" writes it without fsync (survives a process crash, kill -9, but an OS
     crash or power cut may lose the last commits). ``max_batch`` caps the mutations
     in one commit; ``max_size`` caps the file size in bytes (writes beyond it fail
-    like a full disk).
+    like a full disk). ``loop``: do the store's I/O on this event loop (the broker's;
+    construct the store on that loop's thread and submit from it): submissions are
+    sent once per loop turn and completions arrive without thread hand-offs. Without
+    it, two threads do the I/O (tools, tests).
     """
 
     def __init__(
@@ -206,57 +125,44 @@ class SqliteStore:
         synchronous: Synchronous = "full",
         max_batch: int = 10_000,
         max_size: int | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_batch = max_batch
-        self._conn = _open(self.path, synchronous, max_size)
+        self.synchronous: Synchronous = synchronous
+        self.max_size = max_size
+        self._conn: sqlite3.Connection | None = open_file(self.path, synchronous, max_size)
+        try:
+            self._lock_fd = _lock(self.path)
+        except BaseException:
+            self._conn.close()
+            raise
         self._next_id = int(self._meta("next_id", 1))
-        # Every id written before this open is below the stored next_id.
-        self._written_high = self._next_id - 1
-        self._refs: dict[int, int] | None = None  # message id -> references
+        self._refs: dict[int, int] | None = None  # message id -> references, from recovery
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._queue: collections.deque[tuple[Sequence[Mutation], Waiter | None]] = (
+        self._queue: collections.deque[tuple[Sequence[Mutation], Waiter | None] | _Control] = (
             collections.deque()
         )
-        self._probes: list[Callable[[], object]] = []  # run by the writer between commits
+        self._waiting: collections.deque[tuple[int, Waiter]] = collections.deque()
+        self._seq = 0  # the next submission's sequence number (sender thread)
+        self._stats_replies: collections.deque[tuple[threading.Event, list[Any]]] = (
+            collections.deque()
+        )
         self._failure: StorageError | None = None
         self._closing = False
-        self._idle = False  # the writer is (about to be) waiting for work
-        self._thread: threading.Thread | None = None
-        self._stats = StoreStats()
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            Enqueue: self._enqueue,
-            PurgeQueue: self._purge,
-            PutQueue: self._put_records,
-            DeleteQueue: self._delete_queue,
-            AddQueueSubscription: self._put_records,
-            RemoveQueueSubscription: self._remove_queue_subscription,
-            PutExchange: self._put_records,
-            DeleteExchange: self._delete_exchange,
-            PutBinding: self._put_records,
-            DeleteBinding: self._delete_binding,
-            PutSession: self._put_records,
-            DeleteSession: self._delete_session,
-            PutSessionSubscription: self._put_records,
-            DeleteSessionSubscription: self._delete_session_subscription,
-            PutSessionDelivery: self._put_delivery,
-            PutIncomingQos2: self._put_records,
-            DeleteIncomingQos2: self._delete_incoming_qos2,
-            SetRetained: self._set_retained,
-            DeleteRetained: self._delete_retained,
-            PutObject: self._put_records,
-            DeleteObject: self._delete_object,
-        }
-        self._hot: dict[type[Any], Callable[[Any], None]] = {
-            Enqueue: self._hot_enqueue,
-            Dequeue: self._hot_dequeue,
-            Redeliver: self._hot_redeliver,
-            PutSessionDelivery: self._hot_put_delivery,
-            UpdateSessionDelivery: self._hot_update_delivery,
-            DeleteSessionDelivery: self._hot_delete_delivery,
-        }
-        self._rows = RowBuffer(self._conn, {}, _message_row)  # replaced per commit
+        self._idle = False  # the sender is (about to be) waiting for work
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._last_stats: dict[str, Any] = {}
+        self._reader = FrameReader()
+        # With a loop (the broker's), the store's I/O runs on it: call the store from
+        # that loop's thread. Without one, a sender and a receiver thread do it.
+        self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else None
+        self._flush_scheduled = False
+        self._out = bytearray()  # loop mode: bytes the socket did not take yet
 
     def __repr__(self) -> str:
         return f"<SqliteStore {str(self.path)!r}>"
@@ -266,20 +172,21 @@ class SqliteStore:
         return self._failure
 
     def next_id(self) -> int:
-        # Only the event loop thread calls this; the writer reads _next_id to record
-        # the high-water mark, and any value it sees covers the ids in its batch.
+        # Only the event loop thread calls this; the sender reads _next_id to record
+        # the high-water mark, and any value it sees covers the ids it sends.
         value = self._next_id
         self._next_id = value + 1
         return value
 
     def _meta(self, key: str, default: Any) -> Any:
+        assert self._conn is not None
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else row[0]
 
     # --- recovery ---------------------------------------------------------------------
 
     def recover(self) -> Iterator[Recovered]:
-        if self._thread is not None:
+        if self._conn is None:
             raise StorageError("recover() must run before the first submit()")
         # A million long-lived objects trigger the cyclic collector over and over
         # while nothing here can form a cycle: pausing it halves recovery time.
@@ -288,13 +195,15 @@ class SqliteStore:
         try:
             yield from self._recover()
         except sqlite3.DatabaseError as exc:
-            raise _classify(exc, self.path, "reading") from exc
+            raise classify(exc, self.path, "reading") from exc
         finally:
             if collecting:
                 gc.enable()
+        self._start()  # the file is the writer's from now on
 
     def _recover(self) -> Iterator[Recovered]:
         conn = self._conn
+        assert conn is not None
         for cls in RUNTIME_KINDS:
             for (body,) in conn.execute(
                 "SELECT body FROM records WHERE kind = ? ORDER BY owner, key", (cls.KIND,)
@@ -384,6 +293,7 @@ class SqliteStore:
     def _load_messages(self) -> dict[int, StoredMessage]:
         """Every stored message by id: one ordered scan of ``messages``."""
         messages: dict[int, StoredMessage] = {}
+        assert self._conn is not None
         cursor = self._conn.execute(
             "SELECT id, topic, payload, flags, content_type, correlation_data, response_topic,"
             " user_properties, expires_at, priority, message_id, sender_id, extra FROM messages"
@@ -403,16 +313,6 @@ class SqliteStore:
                 ))
         return messages
 
-    def _count_refs(self) -> dict[int, int]:
-        """References per message, when writing starts without a full recover()."""
-        refs: dict[int, int] = {}
-        for (mid,) in self._conn.execute(
-            "SELECT message FROM queue_entries UNION ALL SELECT message FROM session_deliveries"
-            " UNION ALL SELECT message FROM retained"
-        ):
-            refs[mid] = refs.get(mid, 0) + 1
-        return refs
-
     # --- submitting -------------------------------------------------------------------
 
     def submit(
@@ -426,18 +326,11 @@ class SqliteStore:
         if error is None and self._closing:
             error = StoreClosedError(f"{self.path}: the store is closed")
         if error is None:
-            if self._thread is None:
-                with self._lock:
-                    if self._thread is None:
-                        self._start()
-            # No lock on the publish path: deque.append is atomic, and the writer
-            # re-checks the queue after raising _idle, so a wake-up is only needed
-            # when it may be waiting. Taking the lock here made the event loop wait
-            # for the writer thread (and then for the GIL) on every submission.
+            if self._proc is None:
+                self._start()
+            # deque.append is atomic: no lock on the publish path.
             self._queue.append(item)
-            if self._idle:
-                with self._lock:
-                    self._wake.notify()
+            self._kick()
             return
         if item[1] is not None:
             fire([item[1]], error)
@@ -447,40 +340,64 @@ class SqliteStore:
         self.submit(mutations, future_done(future))
         return future
 
-    def stats(self) -> StoreStats:
-        """Counts, read from the file: blocks until the writer is between commits
-        (for tests, tools and the management API, not for the publish path)."""
-        with self._lock:
-            stats = replace(self._stats, batch_histogram=dict(self._stats.batch_histogram))
-            running = self._thread is not None and not self._closing
-            if running:
-                counted = threading.Event()
-
-                def probe() -> None:
-                    try:
-                        self._count(stats)
-                    finally:
-                        counted.set()
-
-                self._probes.append(probe)
+    def _kick(self) -> None:
+        """Have what is queued sent: at the end of this loop turn (on the store's loop),
+        or by the sender thread (which re-checks the queue after raising _idle, so a
+        wake-up is only needed when it may be waiting)."""
+        if self._loop is not None:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                if threading.get_ident() == self._loop_thread:
+                    self._loop.call_soon(self._flush)
+                else:
+                    self._loop.call_soon_threadsafe(self._flush)
+        elif self._idle:
+            with self._lock:
                 self._wake.notify()
-        if not running:
-            if self._thread is None:  # safe to read: no writer
-                self._count(stats)
-            return stats
-        counted.wait()
-        return stats
 
-    def _count(self, stats: StoreStats) -> None:
-        conn = self._conn
-        for table, attr in (
-            ("messages", "messages"),
-            ("queue_entries", "entries"),
-            ("session_deliveries", "deliveries"),
-            ("retained", "retained"),
-            ("records", "records"),
-        ):
-            setattr(stats, attr, conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    def _control(self, frame: list[Any]) -> None:
+        """Queue a control frame behind everything submitted so far."""
+        self._queue.append((None, encode_frame(frame)))
+        self._kick()
+
+    def _pragma(self, text: str) -> None:
+        """Run ``PRAGMA text`` in the writer (tests: ``query_only = 1`` stands in for
+        a file system remounted read-only)."""
+        if self._proc is None:
+            self._start()
+        self._control([PRAGMA, text])
+
+    def stats(self) -> StoreStats:
+        """Counts, read from the file: blocks until everything submitted before is
+        committed (for tests, tools and the management API, not the publish path)."""
+        if self._proc is None and self._conn is not None:
+            return self._stats_from(_count(self._conn))
+        if self._failure is not None or self._closing:
+            return self._stats_from(self._last_stats)
+        event = threading.Event()
+        slot: list[Any] = []
+        self._stats_replies.append((event, slot))
+        self._control([STATS])
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            # On the store's own loop, which cannot read the reply while we wait.
+            self._exchange(lambda: event.is_set())
+        else:
+            while not event.wait(1.0):
+                if self._failure is not None or self._proc is None or (
+                    self._proc.poll() is not None
+                ):
+                    break
+        if slot:
+            self._last_stats = slot[0]
+        return self._stats_from(self._last_stats)
+
+    def _stats_from(self, counts: dict[str, Any]) -> StoreStats:
+        stats = StoreStats()
+        for name, value in counts.items():
+            if name == "batch_histogram":
+                value = {int(k): v for k, v in value.items()}
+            setattr(stats, name, value)
+        return stats
 
     def close(self) -> None:
         with self._lock:
@@ -488,467 +405,337 @@ class SqliteStore:
                 return
             self._closing = True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join()
+        if self._loop is not None and self._sock is not None:
+            self._control([CLOSE])
+            self._exchange(lambda: False)  # until the writer has committed all and gone
+        for thread in self._threads:  # the sender sends CLOSE; the receiver sees the end
+            thread.join()
+        if self._proc is not None:
+            try:
+                self._proc.wait(60)
+            except subprocess.TimeoutExpired:
+                log.error("%s: the store writer did not exit; killing it", self.path)
+                self._proc.kill()
+                self._proc.wait()
+        if self._sock is not None:
+            self._sock.close()
         # A submission that raced with close() (from another thread) is refused, not lost.
-        left = [w for _, w in _drain(self._queue) if w is not None]
+        left = [w for _, w in self._drain_submissions() if w is not None]
+        left += [w for _, w in _drain(self._waiting)]
         if left:
             fire(left, StoreClosedError(f"{self.path}: the store is closed"))
-        try:
-            self._conn.close()  # the last connection checkpoints and removes the WAL
-        except sqlite3.Error as exc:
-            log.warning("%s: closing the store: %s", self.path, exc)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error as exc:
+                log.warning("%s: closing the store: %s", self.path, exc)
+            self._conn = None
+        os.close(self._lock_fd)
 
-    # --- the writer thread ------------------------------------------------------------
+    def _drain_submissions(self) -> list[tuple[Sequence[Mutation], Waiter | None]]:
+        return [item for item in _drain(self._queue) if item[0] is not None]
+
+    # --- the writer process -------------------------------------------------------------
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="warren-store", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        if self._refs is None:
+        with self._lock:
+            if self._proc is not None:
+                return
+            if self._conn is not None:
+                self._conn.close()  # the writer opens the file (exclusive locking)
+                self._conn = None
+            ours, theirs = socket.socketpair()
+            command = [
+                sys.executable, "-m", "warren.store.writer_main", str(self.path),
+                "--fd", str(theirs.fileno()), "--synchronous", self.synchronous,
+                "--max-batch", str(self.max_batch),
+            ]
+            if self.max_size is not None:
+                command += ["--max-size", str(self.max_size)]
+            # The writer imports this very warren, wherever it was imported from.
+            env = dict(os.environ)
+            root = str(Path(warren.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
             try:
-                self._refs = self._count_refs()
-            except sqlite3.Error as exc:
-                self._fail(_classify(exc, self.path, "reading"), [])
-                self._refs = {}
+                self._proc = subprocess.Popen(
+                    command, pass_fds=(theirs.fileno(), self._lock_fd),
+                    stdin=subprocess.DEVNULL, env=env,
+                )
+            finally:
+                theirs.close()
+            self._sock = ours
+            if self._refs is not None:  # what recovery counted; the writer counts otherwise
+                refs = self._refs
+                self._queue.appendleft((None, encode_frame([
+                    REFS,
+                    array.array("q", refs.keys()).tobytes(),
+                    array.array("q", refs.values()).tobytes(),
+                ])))
+                self._refs = None
+            if self._loop is None:
+                self._threads = [
+                    threading.Thread(target=self._send_loop, name="warren-store-send",
+                                     daemon=True),
+                    threading.Thread(target=self._recv_loop, name="warren-store-recv",
+                                     daemon=True),
+                ]
+        if self._loop is not None:
+            ours.setblocking(False)
+            if threading.get_ident() == self._loop_thread:
+                self._loop.add_reader(ours.fileno(), self._on_readable)
+            else:
+                self._loop.call_soon_threadsafe(
+                    self._loop.add_reader, ours.fileno(), self._on_readable
+                )
+            self._kick()
+        for thread in self._threads:
+            thread.start()
+
+    def _take_queued(self) -> bytes:
+        """Encode everything queued as frames (one SUBMIT frame per run of submissions)
+        and note the waiters; submissions made after a failure are refused here."""
+        out = bytearray()
+        subs: list[Any] = []
+        first = self._seq
+        failure = self._failure
+        waiting = self._waiting
+        for mutations, item in _drain(self._queue):
+            if mutations is None:  # a control frame: after what was queued before it
+                if subs:
+                    out += encode_frame([SUBMIT, first, self._next_id, subs])
+                    subs, first = [], self._seq
+                assert isinstance(item, bytes)
+                out += item
+                continue
+            if failure is not None:
+                if item is not None:
+                    fire([item], failure)  # type: ignore[list-item]
+                continue
+            if item is not None:
+                waiting.append((self._seq, item))  # type: ignore[arg-type]
+            subs.append(encode_items(mutations))
+            self._seq += 1
+        if subs:
+            out += encode_frame([SUBMIT, first, self._next_id, subs])
+        return bytes(out)
+
+    def _on_frame(self, frame: list[Any]) -> None:
+        kind = frame[0]
+        if kind in (COMMITTED, FAILED):
+            seq = frame[1]
+            waiting = self._waiting
+            done = []
+            while waiting and waiting[0][0] <= seq:
+                done.append(waiting.popleft()[1])
+            error = None
+            if kind == FAILED:
+                error = self._fail(StorageError(frame[2]))
+            if done:
+                self._complete(done, error)
+        elif kind == STATS_REPLY and self._stats_replies:
+            event, slot = self._stats_replies.popleft()
+            slot.append(frame[1])
+            event.set()
+
+    def _complete(self, waiters: list[Waiter], error: StorageError | None) -> None:
+        """Completions: directly when they belong to the loop running this, else
+        through their loop (fire)."""
+        own = self._loop
+        if own is None or threading.get_ident() != self._loop_thread:
+            fire(waiters, error)
+            return
+        others = []
+        for loop, done in waiters:
+            if loop is own:
+                done(error)
+            else:
+                others.append((loop, done))
+        if others:
+            fire(others, error)
+
+    # Loop mode: the store's I/O runs on the broker's loop, no thread, no GIL hand-off.
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._sock is None:
+            return
+        data = self._take_queued()
+        if not data:
+            return
+        if self._out:
+            self._out += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._writer_gone(f"sending to it failed ({exc.strerror or exc})")
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+            assert self._loop is not None
+            self._loop.add_writer(self._sock.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        try:
+            sent = self._sock.send(self._out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._loop.remove_writer(self._sock.fileno())
+            self._writer_gone(f"sending to it failed ({exc.strerror or exc})")
+            return
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self._sock.fileno())
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        try:
+            data = self._sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._sock.fileno())
+            self._on_end()
+            return
+        for frame in self._reader.feed(data):
+            self._on_frame(frame)
+
+    def _exchange(self, finished: Callable[[], bool]) -> None:
+        """Loop mode, on the loop's thread: send what is queued and read replies,
+        blocking, until ``finished()`` or the writer's end (stats, close)."""
+        sock = self._sock
+        assert sock is not None and self._loop is not None
+        self._loop.remove_reader(sock.fileno())
+        self._loop.remove_writer(sock.fileno())
+        sock.setblocking(True)
+        try:
+            try:
+                sock.sendall(bytes(self._out) + self._take_queued())
+                self._out.clear()
+            except OSError as exc:
+                self._writer_gone(f"sending to it failed ({exc.strerror or exc})")
+                return
+            while not finished():
+                try:
+                    data = sock.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    self._on_end()
+                    return
+                for frame in self._reader.feed(data):
+                    self._on_frame(frame)
+        finally:
+            if not self._closing:
+                sock.setblocking(False)
+                self._loop.add_reader(sock.fileno(), self._on_readable)
+
+    # Thread mode (no loop given): a sender and a receiver thread.
+
+    def _send_loop(self) -> None:
         queue = self._queue
+        sock = self._sock
+        assert sock is not None
         while True:
             with self._lock:
-                self._idle = True  # before looking at the queue: see submit()
-                while not queue and not self._closing and not self._probes:
+                self._idle = True  # before looking at the queue: see _kick()
+                while not queue and not self._closing:
                     self._wake.wait()
                 self._idle = False
-                probes, self._probes = self._probes, []
-            for probe in probes:
-                try:
-                    probe()
-                except Exception:
-                    log.exception("%s: reading store statistics", self.path)
-            if not queue:
-                if self._closing:
-                    return  # everything submitted was committed
-                continue
-            # Only this thread takes from the queue (popleft is atomic).
-            batch = [queue.popleft()]
-            size = len(batch[0][0])
-            while queue and size + len(queue[0][0]) <= self.max_batch:
-                item = queue.popleft()
-                size += len(item[0])
-                batch.append(item)
-            stopped = self._failure is not None
-            if stopped:
-                self._fail(self._failure, batch)
-                continue
+                closing = self._closing
+            out = self._take_queued()
+            if closing:
+                out += encode_frame([CLOSE])
             try:
-                self._commit(batch)
-            except sqlite3.Error as exc:
-                self._fail(_classify(exc, self.path, "writing"), batch)
-                continue
-            except Exception as exc:  # a bug: still never acknowledge what was not kept
-                log.exception("%s: store writer failed", self.path)
-                self._fail(StorageError(f"{self.path}: internal store error: {exc!r}"), batch)
-                continue
-            with self._lock:
-                self._stats.count_batch(len(batch), size)
-            fire([w for _, w in batch if w is not None], None)
+                sock.sendall(out)
+            except OSError as exc:
+                self._writer_gone(f"sending to it failed ({exc.strerror or exc})")
+                return
+            if closing:
+                return
 
-    def _commit(self, batch: list[tuple[Sequence[Mutation], Waiter | None]]) -> None:
-        conn = self._conn
-        handlers = self._handlers
-        hot = self._hot
-        assert self._refs is not None
-        rows = self._rows = RowBuffer(conn, self._refs, _message_row)
-        conn.execute("BEGIN")
-        try:
-            for mutations, _ in batch:
-                # Hot mutations (entries and deliveries) go to the row buffer; runs of
-                # any other type go to their handler together (executemany), after
-                # the buffer is written, so the outcome is the sequential one.
-                i, n = 0, len(mutations)
-                while i < n:
-                    kind = type(mutations[i])
-                    handle = hot.get(kind)
-                    if handle is not None:
-                        handle(mutations[i])
-                        i += 1
-                        continue
-                    j = i + 1
-                    while j < n and type(mutations[j]) is kind:
-                        j += 1
-                    rows.flush()
-                    handlers[kind](mutations[i:j])
-                    i = j
-            rows.flush()
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_id', ?)",
-                (self._next_id,),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
+    def _recv_loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            for frame in self._reader.feed(data):
+                self._on_frame(frame)
+        self._on_end()
 
-    def _fail(
-        self,
-        error: StorageError | None,
-        batch: list[tuple[Sequence[Mutation], Waiter | None]],
-    ) -> None:
-        """Enter the refusing state: fail ``batch`` and everything queued behind it."""
-        assert error is not None
+    def _on_end(self) -> None:
+        """The writer closed its end: after CLOSE, or because it died."""
+        if not self._closing or self._waiting or self._queue:
+            code = self._proc.wait() if self._proc is not None else None
+            self._writer_gone(f"it exited with code {code}")
+        for event, _ in _drain(self._stats_replies):
+            event.set()
+
+    def _fail(self, error: StorageError) -> StorageError:
+        """Enter the refusing state (once); returns the error in force."""
         with self._lock:
-            first = self._failure is None
-            if first:
+            if self._failure is None:
                 self._failure = error
-            batch = batch + _drain(self._queue)
-        if first:
-            log.error("%s: storage failed, refusing persistent writes: %s", self.path, error)
-        fire([w for _, w in batch if w is not None], error)
+                log.error("%s: storage failed, refusing persistent writes: %s", self.path, error)
+            return self._failure
 
-    # --- mutation handlers (writer thread; each gets a run of one mutation type) ------
+    def _writer_gone(self, how: str) -> None:
+        error = self._fail(StorageError(
+            f"{self.path}: the store's writer process stopped ({how}); persistent"
+            " messages are refused: see the log above for its error, then restart the broker"
+        ))
+        left = [w for _, w in _drain(self._waiting)]
+        left += [w for _, w in self._drain_submissions() if w is not None]
+        if left:
+            self._complete(left, error)
+        with self._lock:
+            self._wake.notify()
 
-    def _ref(self, message: StoredMessage, new: list[tuple[Any, ...]]) -> None:
-        refs = self._refs
-        assert refs is not None
-        count = refs.get(message.id, 0)
-        if not count:
-            new.append(_message_row(message))
-        refs[message.id] = count + 1
 
-    def _unref(self, message_id: int, dead: list[tuple[int]]) -> None:
-        refs = self._refs
-        assert refs is not None
-        count = refs.get(message_id, 0) - 1
-        if count > 0:
-            refs[message_id] = count
-        else:
-            refs.pop(message_id, None)
-            dead.append((message_id,))
-
-    def _insert_messages(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
-
-    def _delete_messages(self, dead: list[tuple[int]]) -> None:
-        if dead:
-            self._conn.executemany("DELETE FROM messages WHERE id = ?", dead)
-
-    def _delete_returning(self, sql: str, params: Sequence[Any], dead: list[tuple[int]]) -> None:
-        """Run a DELETE ... RETURNING message; drop one reference per deleted row."""
-        for (mid,) in self._conn.execute(sql, params).fetchall():
-            self._unref(mid, dead)
-
-    def _replacing(self, row_id: int) -> bool:
-        """Whether ``row_id`` may already be stored (then a put must replace it).
-
-        Ids only grow, so an id above every id written so far is new: the common case
-        takes no lookup. One below may be a re-put (or was just allocated earlier).
-        """
-        if row_id > self._written_high:
-            self._written_high = row_id
-            return False
-        return True
-
-    # Hot handlers: one mutation each, into the row buffer (sqlite_batch.py).
-
-    def _hot_enqueue(self, m: Enqueue) -> None:
-        e = m.entry
-        if self._replacing(e.id):
-            self._rows.flush()
-            self._enqueue([m])
-            return
-        self._rows.put(
-            self._rows.entries,
-            (e.queue_id, e.id),
-            [e.queue_id, e.id, e.message.id, e.source, e.key, e.expires_at, e.priority,
-             e.redeliveries],
-            e.message,
+def _count(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {
+        attr: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table, attr in (
+            ("messages", "messages"),
+            ("queue_entries", "entries"),
+            ("session_deliveries", "deliveries"),
+            ("retained", "retained"),
+            ("records", "records"),
         )
-
-    def _hot_dequeue(self, m: Dequeue) -> None:
-        self._rows.remove(self._rows.entries, (m.queue_id, m.entry_id), m.message_id)
-
-    def _hot_redeliver(self, m: Redeliver) -> None:
-        self._rows.update(self._rows.entries, (m.queue_id, m.entry_id), (m.redeliveries,), (7,))
-
-    def _hot_put_delivery(self, m: PutSessionDelivery) -> None:
-        d = m.delivery
-        if self._replacing(d.id):
-            self._rows.flush()
-            self._put_delivery([m])
-            return
-        self._rows.put(
-            self._rows.deliveries,
-            (d.session_id, d.id),
-            [d.session_id, d.id, d.message.id, d.qos, int(d.retain),
-             json.dumps(d.subscription_ids) if d.subscription_ids else None,
-             d.packet_id, d.state],
-            d.message,
-        )
-
-    def _hot_update_delivery(self, m: UpdateSessionDelivery) -> None:
-        self._rows.update(
-            self._rows.deliveries, (m.session_id, m.delivery_id), (m.packet_id, m.state), (6, 7)
-        )
-
-    def _hot_delete_delivery(self, m: DeleteSessionDelivery) -> None:
-        self._rows.remove(self._rows.deliveries, (m.session_id, m.delivery_id), m.message_id)
-
-    # Run handlers (rare mutations, and re-puts of an id that may be stored).
-
-    def _enqueue(self, run: Sequence[Enqueue]) -> None:
-        new: list[tuple[Any, ...]] = []
-        dead: list[tuple[int]] = []
-        rows = []
-        for mutation in run:
-            e = mutation.entry
-            self._ref(e.message, new)
-            self._delete_returning(
-                "DELETE FROM queue_entries WHERE queue_id = ? AND id = ? RETURNING message",
-                (e.queue_id, e.id),
-                dead,
-            )
-            rows.append(
-                (e.queue_id, e.id, e.message.id, e.source, e.key, e.expires_at, e.priority,
-                 e.redeliveries)
-            )
-        self._insert_messages(new)
-        self._conn.executemany("INSERT INTO queue_entries VALUES (?,?,?,?,?,?,?,?)", rows)
-        self._delete_messages(dead)
-
-    def _purge(self, run: Sequence[PurgeQueue]) -> None:
-        dead: list[tuple[int]] = []
-        for m in run:
-            self._delete_returning(
-                "DELETE FROM queue_entries WHERE queue_id = ? RETURNING message",
-                (m.queue_id,),
-                dead,
-            )
-        self._delete_messages(dead)
-
-    def _put_records(self, run: Sequence[Any]) -> None:
-        records: list[RuntimeRecord] = [
-            getattr(m, m.__slots__[0]) for m in run  # each Put* holds one record
-        ]
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO records VALUES (?,?,?,?)",
-            [(r.KIND, r.owner, r.key, encode_record(r)) for r in records],
-        )
-
-    def _delete_records(self, keys: list[tuple[str, int, str]]) -> None:
-        self._conn.executemany(
-            "DELETE FROM records WHERE kind = ? AND owner = ? AND key = ?", keys
-        )
-
-    def _drop_owned(self, owner: int, kinds: tuple[str, ...]) -> None:
-        self._conn.executemany(
-            "DELETE FROM records WHERE kind = ? AND owner = ?", [(k, owner) for k in kinds]
-        )
-
-    def _delete_queue(self, run: Sequence[DeleteQueue]) -> None:
-        self._purge([PurgeQueue(m.queue_id) for m in run])
-        for m in run:
-            self._drop_owned(
-                m.queue_id, (QueueRecord.KIND, QueueSubscriptionRecord.KIND, BindingRecord.KIND)
-            )
-
-    def _remove_queue_subscription(self, run: Sequence[RemoveQueueSubscription]) -> None:
-        self._delete_records([(QueueSubscriptionRecord.KIND, m.queue_id, m.key) for m in run])
-
-    def _delete_exchange(self, run: Sequence[DeleteExchange]) -> None:
-        self._delete_records([(ExchangeRecord.KIND, 0, f"{m.vpn}\x00{m.name}") for m in run])
-        for m in run:  # and the bindings from it (key prefix vpn NUL source NUL)
-            self._conn.execute(
-                "DELETE FROM records WHERE kind = ? AND key >= ? AND key < ?",
-                (BindingRecord.KIND, f"{m.vpn}\x00{m.name}\x00", f"{m.vpn}\x00{m.name}\x01"),
-            )
-
-    def _delete_binding(self, run: Sequence[DeleteBinding]) -> None:
-        self._delete_records([(b.KIND, b.owner, b.key) for b in (m.binding for m in run)])
-
-    def _delete_session(self, run: Sequence[DeleteSession]) -> None:
-        dead: list[tuple[int]] = []
-        for m in run:
-            self._delete_returning(
-                "DELETE FROM session_deliveries WHERE session_id = ? RETURNING message",
-                (m.session_id,),
-                dead,
-            )
-            self._drop_owned(
-                m.session_id,
-                (SessionRecord.KIND, SessionSubscriptionRecord.KIND, IncomingQos2Record.KIND),
-            )
-        self._delete_messages(dead)
-
-    def _delete_session_subscription(self, run: Sequence[DeleteSessionSubscription]) -> None:
-        self._delete_records([(SessionSubscriptionRecord.KIND, m.session_id, m.key) for m in run])
-
-    def _put_delivery(self, run: Sequence[PutSessionDelivery]) -> None:
-        new: list[tuple[Any, ...]] = []
-        dead: list[tuple[int]] = []
-        rows = []
-        for m in run:
-            d = m.delivery
-            self._ref(d.message, new)
-            self._delete_returning(  # a re-put replaces the delivery and its reference
-                "DELETE FROM session_deliveries WHERE session_id = ? AND id = ?"
-                " RETURNING message",
-                (d.session_id, d.id),
-                dead,
-            )
-            rows.append(
-                (d.session_id, d.id, d.message.id, d.qos, int(d.retain),
-                 json.dumps(d.subscription_ids) if d.subscription_ids else None,
-                 d.packet_id, d.state)
-            )
-        self._insert_messages(new)
-        self._conn.executemany("INSERT INTO session_deliveries VALUES (?,?,?,?,?,?,?,?)", rows)
-        self._delete_messages(dead)
-
-    def _delete_incoming_qos2(self, run: Sequence[DeleteIncomingQos2]) -> None:
-        self._delete_records(
-            [(IncomingQos2Record.KIND, m.session_id, str(m.packet_id)) for m in run]
-        )
-
-    def _set_retained(self, run: Sequence[SetRetained]) -> None:
-        for m in run:  # rare next to queue traffic: one at a time keeps it simple
-            r = m.retained
-            new: list[tuple[Any, ...]] = []
-            dead: list[tuple[int]] = []
-            self._ref(r.message, new)
-            self._delete_returning(
-                "DELETE FROM retained WHERE vpn = ? AND topic = ? RETURNING message",
-                (r.vpn, r.topic),
-                dead,
-            )
-            self._insert_messages(new)
-            self._conn.execute(
-                "INSERT INTO retained VALUES (?,?,?)", (r.vpn, r.topic, r.message.id)
-            )
-            self._delete_messages(dead)
-
-    def _delete_retained(self, run: Sequence[DeleteRetained]) -> None:
-        dead: list[tuple[int]] = []
-        for m in run:
-            self._delete_returning(
-                "DELETE FROM retained WHERE vpn = ? AND topic = ? RETURNING message",
-                (m.vpn, m.topic),
-                dead,
-            )
-        self._delete_messages(dead)
-
-    def _delete_object(self, run: Sequence[DeleteObject]) -> None:
-        self._delete_records(
-            [(ObjectRecord.KIND, 0, f"{m.kind}\x00{m.vpn}\x00{m.name}") for m in run]
-        )
+    }
 
 
-# --- opening the file ----------------------------------------------------------------
+def _lock(path: Path) -> int:
+    """Hold an exclusive flock on ``path`` (one broker per file); returns the fd.
 
-
-def _open(path: Path, synchronous: Synchronous, max_size: int | None) -> sqlite3.Connection:
-    """Open (or create) the data file, check its schema, and prove it is writable."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create the data directory {path.parent}: {exc.strerror}; create it, or"
-            " set [server] data_dir to a writable directory"
-        ) from exc
-    try:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (one per batch).
-        # check_same_thread=False: recovery runs on the caller's thread, then the
-        # writer thread owns the connection; they never overlap (see recover()).
-        conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=1.0,
-            cached_statements=256,  # sqlite_batch.py's multi-row statements
-        )
-    except sqlite3.Error as exc:
-        raise _classify(exc, path, "opening") from exc
-    try:
-        _configure(conn, path, synchronous, max_size)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _configure(
-    conn: sqlite3.Connection, path: Path, synchronous: Synchronous, max_size: int | None
-) -> None:
-    try:
-        # Exclusive locking: one broker per file (a second one gets "locked"), and
-        # WAL needs no shared-memory file.
-        conn.execute("PRAGMA locking_mode = EXCLUSIVE")
-        app_id, = conn.execute("PRAGMA application_id").fetchone()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if tables and app_id != APPLICATION_ID:
-            raise StorageError(
-                f"{path} is an SQLite file but not a Warren data file; point [server] data_dir"
-                " elsewhere or move the file away"
-            )
-        mode, = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode != "wal":
-            raise StorageError(f"{path}: cannot switch to WAL mode (got {mode!r})")
-        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-        conn.execute("PRAGMA journal_size_limit = 67108864")  # truncate the WAL to 64 MiB
-        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache
-        if max_size is not None:
-            page_size, = conn.execute("PRAGMA page_size").fetchone()
-            conn.execute(f"PRAGMA max_page_count = {max(1, max_size // page_size)}")
-        conn.execute("BEGIN IMMEDIATE")  # fails now, not at the first publish, if unwritable
-        conn.execute("ROLLBACK")
-        if tables and "meta" not in tables:
-            raise StorageError(
-                f"{path}: a Warren data file without its meta table (damaged?): restore it"
-                " from a backup or move it away to start with empty storage"
-            )
-    except sqlite3.Error as exc:
-        raise _classify(exc, path, "opening") from exc
-    if "meta" not in tables:
-        _create_schema(conn, path)
-    else:
-        _check_schema(conn, path)
-
-
-def _create_schema(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("schema_version", SCHEMA_VERSION), ("next_id", 1)],
-        )
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        raise _classify(exc, path, "creating") from exc
-
-
-def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    except sqlite3.Error as exc:
-        raise _classify(exc, path, "opening") from exc
-    version = row[0] if row is not None else None
-    if version == SCHEMA_VERSION:
-        return
-    if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{path} has storage schema version {version}, newer than this Warren's"
-            f" ({SCHEMA_VERSION}): run the Warren version that wrote it (or newer), or move"
-            " the file away to start with empty storage"
-        )
-    raise SchemaVersionError(
-        f"{path} has storage schema version {version!r}, which this Warren"
-        f" (schema {SCHEMA_VERSION}) cannot read: restore a backup or move the file away"
-    )
+    A previous broker killed with -9 may leave its writer committing its last frames
+    for a moment: wait for it, up to ``_LOCK_WAIT`` seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise StorageError(
+                    f"{path}: another process holds the data file (a running Warren broker"
+                    " or its store writer): stop the other broker using this data directory,"
+                    " or give this one its own"
+                ) from None
+            time.sleep(0.05)
 
 
 def _drain(queue: collections.deque[_T]) -> list[_T]:
@@ -958,38 +745,3 @@ def _drain(queue: collections.deque[_T]) -> list[_T]:
         while True:
             items.append(queue.popleft())
     return items
-
-
-def _classify(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:
-    """A StorageError that says what happened to ``path`` and what to do about it."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    text = str(exc)
-    if name.startswith("SQLITE_FULL") or "full" in text:
-        fix = "free disk space (or raise the store's size limit), then restart the broker"
-        what = "the disk or the store's size limit is full"
-    elif name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
-        fix = (
-            "make the file and its directory writable by the broker's user (and the"
-            " file system read-write), then restart"
-        )
-        what = "the data file is read-only"
-    elif name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or (
-        "not a database" in text
-    ):
-        fix = (
-            "restore it from a backup, or salvage it with `sqlite3 FILE .recover`, or move it"
-            " away to start with empty storage"
-        )
-        what = "the data file is damaged or not a database"
-    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        fix = "stop the other broker using this data directory, or give this one its own"
-        what = "another process holds the data file"
-    elif name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")):
-        fix = "check the data directory's permissions, free space and file system"
-        what = "the data file cannot be opened or written"
-    else:
-        fix = "check the data directory's free space, permissions and file system"
-        what = "the storage engine failed"
-    detail = f"{text}; {name} {code}" if code is not None else text
-    return StorageError(f"{path}: {what} while {doing} ({detail}): {fix}")

@@ -77,7 +77,9 @@ def _chunked(rows: list[Any]) -> Iterable[tuple[int, list[Any]]]:
 class _Table:
     """Buffered writes to one of the two hot tables (queue entries, session deliveries)."""
 
-    __slots__ = ("deletes", "insert_sql", "inserts", "name", "owner", "update", "updates")
+    __slots__ = (
+        "cancelled", "deletes", "insert_sql", "inserts", "name", "owner", "update", "updates"
+    )
 
     def __init__(self, name: str, owner: str, width: int, update: str) -> None:
         self.name = name
@@ -87,6 +89,7 @@ class _Table:
         self.inserts: dict[tuple[int, int], list[Any]] = {}  # key -> row (mutable)
         self.updates: dict[tuple[int, int], tuple[Any, ...]] = {}  # key -> new values
         self.deletes: dict[int, dict[int, int]] = {}  # owner -> {id: message}
+        self.cancelled: set[tuple[int, int]] = set()  # put and removed in this buffer
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates or self.deletes)
@@ -104,8 +107,9 @@ class RowBuffer:
         self._conn = conn
         self._refs = refs
         self._message_row = message_row
-        self._new_messages: dict[int, Row] = {}
-        self._dead_messages: set[int] = set()
+        self._new_messages: dict[int, Row] = {}  # bodies to insert
+        self._unwritten: dict[int, Row] = {}  # new bodies whose references all went again
+        self._dead_messages: set[int] = set()  # stored bodies to delete
         self.entries = _Table(
             "queue_entries", "queue_id", 8,
             "UPDATE queue_entries SET redeliveries = v.column3 FROM ({values}) AS v"
@@ -119,15 +123,15 @@ class RowBuffer:
 
     # --- references -------------------------------------------------------------------
 
-    def ref(self, message: Any) -> None:
+    def ref(self, mid: int, message: Any) -> None:
         refs = self._refs
-        mid = message.id
         count = refs.get(mid, 0)
         if not count:
             if mid in self._dead_messages:  # released earlier in this batch: keep the body
                 self._dead_messages.discard(mid)
             else:
-                self._new_messages[mid] = self._message_row(message)
+                row = self._unwritten.pop(mid, None)
+                self._new_messages[mid] = row or self._message_row(message)
         refs[mid] = count + 1
 
     def unref(self, mid: int) -> None:
@@ -137,13 +141,19 @@ class RowBuffer:
             refs[mid] = count
             return
         refs.pop(mid, None)
-        if self._new_messages.pop(mid, None) is None:
+        row = self._new_messages.pop(mid, None)
+        if row is None:
             self._dead_messages.add(mid)
+        else:  # never written; kept until the flush in case _recount needs it
+            self._unwritten[mid] = row
 
     # --- buffering (the caller has checked that the put is of a new id) ----------------
 
-    def put(self, table: _Table, key: tuple[int, int], row: list[Any], message: Any) -> None:
-        self.ref(message)
+    def put(self, table: _Table, key: tuple[int, int], row: list[Any], mid: int,
+            message: Any) -> None:
+        """Buffer ``row`` (a new id) referring to message ``mid`` (``message`` is what
+        ``message_row`` turns into the body's row, if the body is not stored yet)."""
+        self.ref(mid, message)
         table.inserts[key] = row
 
     def update(self, table: _Table, key: tuple[int, int], values: tuple[Any, ...],
@@ -157,11 +167,15 @@ class RowBuffer:
             table.updates[key] = values
 
     def remove(self, table: _Table, key: tuple[int, int], mid: int) -> None:
-        if table.inserts.pop(key, None) is None:
+        if table.inserts.pop(key, None) is not None:
+            table.cancelled.add(key)
+        else:
+            if key in table.cancelled:
+                return  # removed twice: the second is a no-op (Store contract)
             table.updates.pop(key, None)
             removed = table.deletes.setdefault(key[0], {})
             if key[1] in removed:
-                return  # removed twice: the second is a no-op (Store contract)
+                return  # likewise
             removed[key[1]] = mid
         self.unref(mid)
 
@@ -173,7 +187,12 @@ class RowBuffer:
 
     def flush(self) -> None:
         """Write everything buffered (in the open transaction) and empty the buffer."""
+        # A row put and removed before this point never reached the file; what comes
+        # after (a re-put of its id through the run handlers) must not be mistaken for it.
+        self.entries.cancelled.clear()
+        self.deliveries.cancelled.clear()
         if not self:
+            self._unwritten.clear()
             return
         conn = self._conn
         if self._new_messages:
@@ -200,6 +219,7 @@ class RowBuffer:
             for size, chunk in _chunked(sorted(self._dead_messages)):
                 conn.execute(_in_sql("DELETE FROM messages WHERE id", size), chunk)
             self._dead_messages.clear()
+        self._unwritten.clear()
 
     def _insert(self, head: str, width: int, rows: list[Any]) -> None:
         conn = self._conn
@@ -235,6 +255,9 @@ class RowBuffer:
             if count:
                 self._refs[mid] = count
                 self._dead_messages.discard(mid)
+                row = self._unwritten.pop(mid, None)
+                if row is not None:  # its buffered count went to 0 wrongly: write it
+                    self._insert("INSERT OR REPLACE INTO messages", 13, [row])
             else:
                 self._refs.pop(mid, None)
                 self._dead_messages.add(mid)
