@@ -41,10 +41,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar, Final, Protocol, Self
+from typing import Any, ClassVar, Final, Protocol, Self, cast
 
 from warren.adapters.backpressure import Throttle
-from warren.adapters.transport import adopt_transport
 from warren.core.sessions import Session
 from warren.core.vpn import Vpn
 from warren.errors import ProtocolError, RemoteProtocolError
@@ -84,6 +83,8 @@ class Connection(asyncio.Protocol):
     handshake_name: ClassVar[str] = "CONNECT"
     #: The protocol's logger.
     logger: ClassVar[logging.Logger]
+    #: How long a congested subscriber may pause reading from us (None: the default).
+    throttle_max_pause: ClassVar[float | None] = None
 
     _codec: _Codec
     _dispatch: dict[type, Callable[[Any], None]]
@@ -113,13 +114,15 @@ class Connection(asyncio.Protocol):
         self._connect_timer: asyncio.TimerHandle | None = None
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
-        self._throttle = Throttle(self._loop, self._pause_reading, self._unthrottled)
+        self._throttle = Throttle(
+            self._loop, self._pause_reading, self._unthrottled, self.throttle_max_pause
+        )
         self._backlog: deque[Any] = deque()  # events a throttle held back
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport, self.peer = adopt_transport(transport, self._high_water)
+        self._transport, self.peer = _adopt(transport, self._high_water)
         self._last_rx = self._loop.time()
         self._connect_timer = self._loop.call_later(
             self._connect_timeout_seconds, self._connect_timeout
@@ -332,3 +335,17 @@ class Connection(asyncio.Protocol):
                 return
         self._resume_reading()
 
+
+def _adopt(transport: asyncio.BaseTransport, high_water: int) -> tuple[asyncio.Transport, str]:
+    """Set the write high-water mark; return the transport and the peer as text.
+
+    Above ``high_water`` buffered bytes the transport calls the protocol's
+    ``pause_writing`` (slow consumer). uvloop's transports are not
+    ``asyncio.Transport`` subclasses but have the same interface, hence the cast.
+    """
+    peer = transport.get_extra_info("peername")
+    text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+    set_limits = getattr(transport, "set_write_buffer_limits", None)
+    if set_limits is not None:
+        set_limits(high=high_water)
+    return cast(asyncio.Transport, transport), text
