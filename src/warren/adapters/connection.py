@@ -9,8 +9,9 @@ Every protocol adapter's connection is an ``asyncio.Protocol`` that extends
 - **the reader** (``data_received``): bytes go into the sans-I/O codec and each
   event is handled synchronously, in arrival order, through the subclass's
   ``_dispatch`` table — one call per read, no task per packet. A
-  :class:`~warren.errors.ProtocolError` from the codec or a handler goes to the
-  subclass's ``_protocol_error``, the one place it becomes that protocol's close;
+  :class:`~warren.errors.ProtocolError` from a handler, or the codec's
+  ``RemoteProtocolError`` (through ``_input_error``), goes to the subclass's
+  ``_protocol_error``, the one place it becomes that protocol's close;
 - **publisher backpressure**: a :class:`~warren.adapters.backpressure.Throttle`
   stops reading while a congested subscriber drains. Events it interrupted wait in
   ``_backlog`` and are handled, still in order, before reading resumes;
