@@ -1,12 +1,15 @@
 """AMQP 0-9-1 server connections (RabbitMQ clients: pika, aio-pika, kombu ...).
 
-One :class:`AMQPConnection` per network connection, an ``asyncio.Protocol`` built
-like the MQTT adapter: ``data_received`` feeds the sans-I/O codec and handles every
-event synchronously in arrival order; output is appended to a list and written once
-per event-loop iteration; when the transport passes its high-water mark, consumers
-stop being offered messages (they stay in their queues) until it drains. While the
-broker's memory alarm is raised (:mod:`warren.core.watermark`), a connection that
-publishes is sent connection.blocked and is not read until the alarm clears.
+One :class:`AMQPConnection` per network connection, a
+:class:`~warren.adapters.connection.Connection` (an ``asyncio.Protocol``) like the
+MQTT adapter: ``data_received`` feeds the sans-I/O codec and handles every event
+synchronously in arrival order; output is appended to a list and written once per
+event-loop iteration; when the transport passes its high-water mark, consumers stop
+being offered messages (they stay in their queues) until it drains. A publisher
+whose messages fill an MQTT or native subscriber's queue is not read until that
+subscriber drains (``Throttle``). While the broker's memory alarm is raised
+(:mod:`warren.core.watermark`), a connection that publishes is sent
+connection.blocked and is not read until the alarm clears.
 
 Errors follow the spec and RabbitMQ (section 1.2 of the spec's "constants"):
 
@@ -23,7 +26,6 @@ the core's (:mod:`warren.core.queues`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import os
@@ -35,7 +37,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 from warren import __version__
-from warren.adapters.transport import adopt_transport
+from warren.adapters.connection import Connection
 from warren.codecs.amqp import HEARTBEAT as HEARTBEAT_EVENT
 from warren.codecs.amqp import AMQPConnection as AMQPCodec
 from warren.codecs.amqp import (
@@ -123,11 +125,10 @@ from warren.core.queues import (
     QueueLimits,
 )
 from warren.core.router import NotAuthorized
-from warren.core.sessions import Session
 from warren.core.topics import parse_amqp_binding_key
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
-from warren.errors import LocalProtocolError
+from warren.errors import LocalProtocolError, RemoteProtocolError
 from warren.store.errors import StorageError
 from warren.store.records import QueueRecord
 
@@ -230,7 +231,7 @@ class _Channel:
 
     def ready(self, consumer: Consumer) -> bool:
         conn = self.conn
-        if conn.paused or conn.closing or self.state != _OPEN or not self.flow:
+        if conn.write_paused or conn.closing or self.state != _OPEN or not self.flow:
             return False
         return not (
             self.global_prefetch and not consumer.no_ack
@@ -246,12 +247,12 @@ class _Channel:
         message = entry.message
         conn = self.conn
         conn.write(
-            conn.codec.send_deliver(
+            conn._codec.send_deliver(
                 self.number, consumer.tag, tag, exchange, key, message.payload,
                 encoded_properties(message), redelivered=entry.redelivered,
             )
         )
-        stats = conn.vpn.stats
+        stats = conn.stats
         stats.publish_sent += 1
         stats.messages_sent += 1
 
@@ -283,8 +284,14 @@ class _Channel:
             queue.dispatch()
 
 
-class AMQPConnection(asyncio.Protocol):
+class AMQPConnection(Connection):
     """The server side of one AMQP 0-9-1 connection (see module docstring)."""
+
+    protocol_name = "AMQP"
+    handshake_name = "connection.open"
+    logger = log
+    throttle_max_pause = _MAX_THROTTLE_SECONDS
+    _codec: AMQPCodec
 
     def __init__(
         self,
@@ -295,39 +302,25 @@ class AMQPConnection(asyncio.Protocol):
         on_close: Callable[[AMQPConnection], None] | None = None,
         memory: MemoryWatermark | None = None,
     ) -> None:
+        super().__init__(vpns[default_vpn], settings, on_close)  # until connection.open
         self.vpns = vpns
-        self.vpn = vpns[default_vpn]
         self.default_vpn = default_vpn
         self.settings = settings
-        self._on_close = on_close
-        self.codec = AMQPCodec(Role.SERVER, max_body_size=settings.max_body_size)
-        self._transport: asyncio.Transport | None = None
-        self._loop = asyncio.get_event_loop()
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
-        self.paused = False
-        self.closing = False  # no more input is acted on
+        self._codec = AMQPCodec(Role.SERVER, max_body_size=settings.max_body_size)
         self._close_sent = False  # our connection.close is out; awaiting close-ok
-        self._opened = False  # connection.open-ok sent
-        self._counted = False
-        self.peer = "?"
         self.username: str | None = None
         self.client_properties: FieldTable = {}
         self.vhost: AmqpVhost | None = None
         self.channels: dict[int, _Channel] = {}
         self.channel_max = settings.channel_max
         self.heartbeat = 0
-        self._last_rx = 0.0
         self._wrote = False
-        self._timer: asyncio.TimerHandle | None = None
         self._memory = memory
         self._blocked = False  # memory alarm: connection.blocked sent, not reading
         self._published = False  # a basic.publish in the input being handled
         self._reading_paused = False
-        self._throttled_by: Session | None = None
-        self._throttle_timer: asyncio.TimerHandle | None = None
         self._stage = "header"  # header, start-ok, tune-ok, open, open-done
-        self._dispatch: dict[type, Callable[[_Channel, Any], None]] = {
+        self._channel_methods: dict[type, Callable[[_Channel, Any], None]] = {
             ExchangeDeclare: self._exchange_declare,
             ExchangeDelete: self._exchange_delete,
             ExchangeBind: self._exchange_bind,
@@ -357,72 +350,49 @@ class AMQPConnection(asyncio.Protocol):
     def __repr__(self) -> str:
         return f"<AMQPConnection {self.username!r} from {self.peer}>"
 
-    # --- asyncio.Protocol ---------------------------------------------------------
+    # --- Connection ------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport, self.peer = adopt_transport(
-            transport, self.settings.max_outbound_bytes
-        )
-        self._last_rx = self._loop.time()
-        self._timer = self._loop.call_later(self.settings.connect_timeout, self._handshake_timeout)
+    def _handle(self, events: list[Any]) -> None:
+        """Handle one read's events.
 
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return
-        self._last_rx = self._loop.time()
-        stats = self.vpn.stats
-        stats.bytes_received += len(data)
-        try:
-            events = self.codec.receive(data)
-        except ProtocolHeaderMismatch as exc:
-            log.info("AMQP connection from %s: %s", self.peer, exc.message)
-            self.write(exc.response)
-            self._close_transport()
-            return
-        except AMQPRemoteError as exc:
-            stats.protocol_errors += 1
-            log.info("closing AMQP connection from %s: %s [%d]", self.peer, exc.message,
-                     exc.reason_code)
-            if self._stage == "header":
-                self._close_transport()
-                return
-            self.write(self.codec.send(exc.close_method()))
-            self._close_transport()
-            return
-        stats.messages_received += len(events)
+        Unlike MQTT and the native protocol, a connection exception does not end the
+        input (close/close-ok are still awaited), and a congested subscriber or the
+        memory alarm stops reading after the whole read, not in the middle of it.
+        """
         for event in events:
             try:
-                self._handle(event)
+                self._handle_event(event)
             except _ConnectionException as exc:
                 self._connection_error(exc.code, exc.text, exc.method)
             if self.closing:
                 return
-        if self.vhost is not None and self.vpn.router.congested is not None:
-            self._throttle(self.vpn.router.congested)
+        congested = self.vpn.router.congested
+        if self.vhost is not None and congested is not None:
+            self._throttle.engage(congested, None)
         if self._published:
             self._published = False
             memory = self._memory
             if memory is not None and memory.alarmed:
                 self.block("low on memory")
 
-    def pause_writing(self) -> None:
-        self.paused = True
+    def _input_error(self, exc: RemoteProtocolError) -> None:
+        if isinstance(exc, ProtocolHeaderMismatch):
+            # 4.2.2: answer with the header we speak, and close (no connection.close).
+            log.info("AMQP connection from %s: %s", self.peer, exc.message)
+            self.write(exc.response)
+            self._close()
+            return
+        self.stats.protocol_errors += 1
+        log.info("closing AMQP connection from %s: %s [%d]", self.peer, exc.message,
+                 exc.reason_code)
+        if self._stage != "header" and isinstance(exc, AMQPRemoteError):
+            self.write(self._codec.send(exc.close_method()))
+        self._close()
 
-    def resume_writing(self) -> None:
-        self.paused = False
+    def _writable(self) -> None:
         self._dispatch_all()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self._out.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._throttle_timer is not None:
-            self._throttle_timer.cancel()
-            self._throttle_timer = None
-        if self._throttled_by is not None:
-            self._throttled_by.remove_waiter(self._unthrottle)
+    def _release(self, exc: Exception | None) -> None:
         if self._memory is not None:
             self._memory.forget(self)
         for channel in list(self.channels.values()):
@@ -432,53 +402,33 @@ class AMQPConnection(asyncio.Protocol):
             queues = self.vhost.queues
             for queue in queues.owned_by(self):
                 queues.delete(queue)
-        if self._counted:
-            self.vpn.stats.clients_connected -= 1
-        if self._on_close is not None:
-            self._on_close(self)
+        if self.connected:
+            self.stats.clients_connected -= 1
 
     # --- output ---------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def send(self, method: Method | Heartbeat) -> None:
-        self.vpn.stats.messages_sent += 1
-        self.write(self.codec.send(method))
+    # The channels and handlers write through the base class's batched output.
+    write = Connection._write
+    send = Connection._send
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         for channel in self.channels.values():
             if channel.confirm_upto:
                 # Confirms gathered during this wake-up go out as one "multiple" ack.
                 upto, channel.confirm_upto = channel.confirm_upto, 0
                 if channel.state == _OPEN:
-                    self._out.append(self.codec.send(BasicAck(upto, True, channel=channel.number)))
-        out = self._out
-        if not out or self._transport is None:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self._wrote = True
-        self.vpn.stats.bytes_sent += len(data)
-        self._transport.write(data)
-
-    def _close_transport(self) -> None:
-        self.closing = True
-        self._flush()
-        if self._transport is not None:
-            self._transport.close()
+                    self._out.append(self._codec.send(BasicAck(upto, True, channel=channel.number)))
+        if self._out:
+            self._wrote = True  # no heartbeat needed this interval
+        super()._flush()
 
     def close_for_shutdown(self) -> None:
         """Server shutdown: connection.close 320 (CONNECTION_FORCED), as RabbitMQ does."""
         if self.closing:
             return
-        if self._opened and not self._close_sent:
+        if self.connected and not self._close_sent:
             self.send(ConnectionClose(320, "CONNECTION_FORCED - broker shutdown", 0, 0))
-        self._close_transport()
+        self._close()
 
     def capable(self, capability: str) -> bool:
         """Whether the client announced ``capability`` in its client properties."""
@@ -489,7 +439,7 @@ class AMQPConnection(asyncio.Protocol):
 
     def _connection_error(self, code: int, text: str, method: type[Method] | None) -> None:
         """Connection exception: send connection.close, then await close-ok (bounded)."""
-        self.vpn.stats.protocol_errors += 1
+        self.stats.protocol_errors += 1
         log.info("closing AMQP connection from %s (user %r): %s [%d]", self.peer,
                  self.username, text, code)
         if self._close_sent:
@@ -499,9 +449,15 @@ class AMQPConnection(asyncio.Protocol):
         self.send(ConnectionClose(code, _reply_text(code, text), class_id, method_id))
         for channel in list(self.channels.values()):
             channel.release()
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(_CLOSE_TIMEOUT, self._close_transport)
+        # Only close-ok counts now: no handshake deadline, no heartbeats; the wait for
+        # it is bounded like a lingering close.
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
+        self._linger_handle = self._loop.call_later(_CLOSE_TIMEOUT, self._close)
 
     def _channel_error(self, channel: _Channel, exc: _ChannelException) -> None:
         log.debug("closing channel %d of %s: %s [%d]", channel.number, self.peer, exc.text,
@@ -514,16 +470,9 @@ class AMQPConnection(asyncio.Protocol):
                          channel=channel.number)
         )
 
-    def _handshake_timeout(self) -> None:
-        self._timer = None
-        if not self._opened and not self.closing:
-            log.info("AMQP connection from %s: no handshake within %.0f s; closing",
-                     self.peer, self.settings.connect_timeout)
-            self._close_transport()
-
     # --- dispatch ----------------------------------------------------------------------
 
-    def _handle(self, event: Any) -> None:
+    def _handle_event(self, event: Any) -> None:
         if isinstance(event, Heartbeat):
             return
         if isinstance(event, ProtocolHeader):
@@ -537,12 +486,12 @@ class AMQPConnection(asyncio.Protocol):
             if isinstance(event, ConnectionCloseOk | ConnectionClose):
                 if isinstance(event, ConnectionClose):
                     self.send(ConnectionCloseOk())
-                self._close_transport()
+                self._close()
             return
         if number == 0:
             self._connection_method(event)
             return
-        if not self._opened:
+        if not self.connected:
             raise _ConnectionException(
                 ReplyCode.CHANNEL_ERROR, f"{event.NAME} before connection.open", type(event)
             )
@@ -585,7 +534,7 @@ class AMQPConnection(asyncio.Protocol):
                 ReplyCode.COMMAND_INVALID, f"unexpected '{event.NAME}' on channel {number}",
                 type(event),
             )
-        handler = self._dispatch.get(type(event))
+        handler = self._channel_methods.get(type(event))
         if handler is None:
             raise _ConnectionException(
                 ReplyCode.NOT_IMPLEMENTED, f"'{event.NAME}' is not supported", type(event)
@@ -611,10 +560,10 @@ class AMQPConnection(asyncio.Protocol):
             self._open(event)
         elif isinstance(event, ConnectionClose):
             self.send(ConnectionCloseOk())
-            self._close_transport()
+            self._close()
         elif isinstance(event, ConnectionCloseOk):
-            self._close_transport()
-        elif isinstance(event, ConnectionUpdateSecret) and self._opened:
+            self._close()
+        elif isinstance(event, ConnectionUpdateSecret) and self.connected:
             self.send(ConnectionUpdateSecretOk())
         else:
             raise _ConnectionException(
@@ -708,18 +657,17 @@ class AMQPConnection(asyncio.Protocol):
                 ConnectionOpen,
             )
         self.vpn = vpn
+        self.stats = vpn.stats
         self.vhost = vhost_of(vpn)
         self._vhost_name = name
         self._install_timer(vpn)
         self._stage = "open-done"
-        self._opened = True
-        self._counted = True
-        vpn.stats.client_connected()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._established(0)  # not the base's keep-alive check: heartbeats (4.2.7)
         if self.heartbeat:
-            self._timer = self._loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+            self._keepalive_handle = self._loop.call_later(
+                self.heartbeat / 2, self._heartbeat_tick
+            )
+        vpn.stats.client_connected()
         self.send(ConnectionOpenOk(""))
         log.debug("AMQP client %r connected from %s to vpn %r", self.username, self.peer,
                   vpn.name)
@@ -736,7 +684,7 @@ class AMQPConnection(asyncio.Protocol):
         queues.timer = timer
 
     def _heartbeat_tick(self) -> None:
-        self._timer = None
+        self._keepalive_handle = None
         if self.closing:
             return
         now = self._loop.time()
@@ -747,12 +695,12 @@ class AMQPConnection(asyncio.Protocol):
         if now - self._last_rx > 2 * self.heartbeat:
             # 4.2.7: a peer silent for two heartbeat intervals is gone.
             log.info("AMQP client %r (%s): missed heartbeats; closing", self.username, self.peer)
-            self._close_transport()
+            self._close()
             return
         if not self._wrote:
             self.send(HEARTBEAT_EVENT)
         self._wrote = False
-        self._timer = self._loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+        self._keepalive_handle = self._loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
 
     @property
     def vhost_name(self) -> str:
@@ -1088,7 +1036,7 @@ class AMQPConnection(asyncio.Protocol):
     def _route(
         self, channel: _Channel, exchange: Exchange, m: BasicPublish, message: Message, seq: int
     ) -> None:
-        self.vpn.stats.publish_received += 1
+        self.stats.publish_received += 1
         journal = self.vpn.journal
         journalled = len(journal.pending) if seq and journal is not None else 0
         result = self._model().publish(exchange, m.routing_key, message)
@@ -1275,36 +1223,15 @@ class AMQPConnection(asyncio.Protocol):
 
     # --- backpressure -------------------------------------------------------------------------
 
-    def _throttle(self, congested: Session) -> None:
-        """An MQTT/native subscriber is filling up: stop reading this publisher until it drains."""
-        self.vpn.router.congested = None
-        if self._throttled_by is not None or self.closing or self._transport is None:
-            return
-        self._throttled_by = congested
-        congested.add_waiter(self._unthrottle)
-        self._throttle_timer = self._loop.call_later(_MAX_THROTTLE_SECONDS, self._throttle_expired)
+    def _pause_reading(self) -> None:
         self._update_reading()
 
-    def _unthrottle(self) -> None:
-        if self._throttled_by is None:
-            return
-        self._throttled_by = None
-        if self._throttle_timer is not None:
-            self._throttle_timer.cancel()
-            self._throttle_timer = None
+    def _resume_reading(self) -> None:
         self._update_reading()
-
-    def _throttle_expired(self) -> None:
-        self._throttle_timer = None
-        congested = self._throttled_by
-        if congested is not None:
-            congested.stalled = True
-            congested.remove_waiter(self._unthrottle)
-        self._unthrottle()
 
     def _update_reading(self) -> None:
         """Read from the socket unless blocked (memory alarm) or throttled (slow subscriber)."""
-        paused = self._blocked or self._throttled_by is not None
+        paused = self._blocked or self._throttle.paused
         if paused == self._reading_paused or self.closing or self._transport is None:
             return
         self._reading_paused = paused
@@ -1321,7 +1248,7 @@ class AMQPConnection(asyncio.Protocol):
         announce the ``connection.blocked`` capability is blocked without being told.
         Consumers on this connection keep receiving: writing goes on.
         """
-        if self._blocked or not self._opened or self.closing:
+        if self._blocked or not self.connected or self.closing:
             return
         self._blocked = True
         log.info("AMQP client %r (%s) blocked: %s", self.username, self.peer, reason)

@@ -3,10 +3,14 @@
 When a publish makes a connected subscriber's queue pass half full, the session sets
 ``router.congested``. The publishing connection then asks its :class:`Throttle` to
 stop reading from its client until that session has drained to a quarter — or for
-at most ``MAX_PAUSE_SECONDS``. A subscriber that drains nothing in that time is
-marked *stalled*: it no longer slows anyone down, and its excess messages are
-dropped by its bounded queue (or the slow-consumer policy disconnects it). So a
-slow consumer slows publishers to its pace, and a dead one cannot stop them.
+at most ``MAX_PAUSE_SECONDS`` (an adapter may choose another bound). A subscriber
+that drains nothing in that time is marked *stalled*: it no longer slows anyone
+down, and its excess messages are dropped by its bounded queue (or the
+slow-consumer policy disconnects it). So a slow consumer slows publishers to its
+pace, and a dead one cannot stop them.
+
+Every adapter's connection holds one :class:`Throttle`
+(:class:`~warren.adapters.connection.Connection`).
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ MAX_PAUSE_SECONDS = 1.0
 class Throttle:
     """Pauses reading from one publishing connection while a subscriber drains."""
 
-    __slots__ = ("_by", "_loop", "_pause", "_resume", "_timer", "paused")
+    __slots__ = ("_by", "_loop", "_max_pause", "_pause", "_resume", "_timer", "paused")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         pause: Callable[[], None],
         resume: Callable[[], None],
+        max_pause: float | None = None,
     ) -> None:
         self._loop = loop
         self._pause = pause
         self._resume = resume
+        self._max_pause = max_pause  # None: MAX_PAUSE_SECONDS
         self._by: Session | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.paused = False
@@ -52,7 +58,8 @@ class Throttle:
         self._pause()
         self._by = congested
         congested.add_waiter(self.release)
-        self._timer = self._loop.call_later(MAX_PAUSE_SECONDS, self._expired)
+        limit = MAX_PAUSE_SECONDS if self._max_pause is None else self._max_pause
+        self._timer = self._loop.call_later(limit, self._expired)
 
     def release(self) -> None:
         """The congested session drained (or went away): read again."""

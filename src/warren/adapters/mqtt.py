@@ -1,7 +1,9 @@
 """MQTT 3.1.1 / 5.0 server connections.
 
 One :class:`MQTTConnection` per network connection, for TCP and WebSocket alike (the
-WebSocket adapter hands it a transport of its own). It is an ``asyncio.Protocol``:
+WebSocket adapter hands it a transport of its own). It is a
+:class:`~warren.adapters.connection.Connection`, an ``asyncio.Protocol`` that
+brings what every protocol shares:
 
 - the reader is ``data_received``: bytes go into the sans-I/O codec and every
   complete packet is handled synchronously, in arrival order — no task per packet;
@@ -9,7 +11,12 @@ WebSocket adapter hands it a transport of its own). It is an ``asyncio.Protocol`
   handling input or fanning out deliveries is appended to a list, and a single
   ``transport.write`` sends it (batched writes, one syscall per wake-up);
 - backpressure: when the transport's buffer passes its high-water mark,
-  ``pause_writing`` makes the session queue (bounded) instead of writing.
+  ``pause_writing`` makes the session queue (bounded) instead of writing; a
+  congested subscriber pauses reading from its publishers (``Throttle``);
+- the connect timeout, the keep-alive check and lingering close.
+
+This module holds MQTT's part: the packet handlers, sessions and wills, and how a
+protocol error becomes a CONNACK or DISCONNECT reason code.
 
 This module is the only place where MQTT's topic syntax and properties are
 translated to and from :class:`warren.core.message.Message`.
@@ -21,14 +28,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from warren.adapters.backpressure import Throttle
-from warren.adapters.transport import adopt_transport
+from warren.adapters.connection import Connection
 from warren.codecs.mqtt import (
     NO_PROPERTIES,
     Auth,
@@ -61,7 +66,7 @@ from warren.core.router import NotAuthorized
 from warren.core.sessions import Delivery, Session, Subscription
 from warren.core.topics import InvalidTopic, parse_mqtt_filter, parse_shared_subscription
 from warren.core.vpn import Vpn
-from warren.errors import ProtocolError, RemoteProtocolError
+from warren.errors import RemoteProtocolError
 from warren.store.errors import StorageError
 from warren.store.records import (
     DeleteIncomingQos2,
@@ -132,7 +137,6 @@ _V3_CONNACK = {
 _V3_CONNACK_BAD_VERSION = bytes((0x20, 0x02, 0x00, 0x01))
 
 _SESSION_NEVER_EXPIRES = 0xFFFFFFFF
-_LINGER_SECONDS = 2.0
 _PUBACK_HEADER = bytes((0x40, 0x02))
 
 
@@ -154,12 +158,11 @@ class MqttSettings:
     acl_refusal_code: int = 0x87  # MQTT 5 SUBACK code for an ACL-refused filter
 
 
-class _Violation(Exception):
+class _Violation(RemoteProtocolError):
     """A protocol rule broken by the client, found by this adapter (not the codec)."""
 
     def __init__(self, reason_code: int, message: str) -> None:
-        super().__init__(message)
-        self.reason_code = reason_code
+        super().__init__(message, reason_code)
 
 
 class _SessionTimers:
@@ -190,8 +193,12 @@ def _timers(session: Session) -> _SessionTimers:
     return state
 
 
-class MQTTConnection(asyncio.Protocol):
+class MQTTConnection(Connection):
     """The server side of one MQTT connection (see module docstring)."""
+
+    protocol_name = "MQTT"  # [MQTT-3.1.4] no CONNECT in time: closed (connect timer)
+    logger = log
+    _codec: MQTTCodec
 
     def __init__(
         self,
@@ -201,33 +208,17 @@ class MQTTConnection(asyncio.Protocol):
         transport_name: str = "tcp",
         on_close: Callable[[MQTTConnection], None] | None = None,
     ) -> None:
-        self.vpn = vpn
+        super().__init__(vpn, settings, on_close)
         self.settings = settings
         self.transport_name = transport_name
-        self._on_close = on_close
         self._codec = MQTTCodec(Role.SERVER, max_packet_size=settings.max_packet_size)
-        self._transport: asyncio.Transport | None = None
-        self._loop = asyncio.get_event_loop()
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
-        self._paused = False
-        self._closing = False
-        self.connected = False  # CONNACK success sent
         self.v5 = False
         self.level = 4
-        self.peer = "?"
         self.client_id = ""
         self.username: str | None = None
-        self.session: Session | None = None
         self.will: Publish | None = None
         self._will_delay = 0
         self.keep_alive = 0
-        self._last_rx = 0.0
-        self._keepalive_handle: asyncio.TimerHandle | None = None
-        self._connect_timer: asyncio.TimerHandle | None = None
-        self._linger_handle: asyncio.TimerHandle | None = None
-        self._throttle = Throttle(self._loop, self._pause_reading, self._resume_reading)
-        self._backlog: deque[Any] = deque()  # packets a throttle held back
         self._client_max_packet = 268_435_455
         self._problem_info = True
         self._aliases_in: dict[int, str] = {}
@@ -254,129 +245,25 @@ class MQTTConnection(asyncio.Protocol):
     def __repr__(self) -> str:
         return f"<MQTTConnection {self.client_id!r} from {self.peer} over {self.transport_name}>"
 
-    # --- asyncio.Protocol ---------------------------------------------------------
+    # --- Connection ------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport, self.peer = adopt_transport(
-            transport, self.settings.max_outbound_bytes
-        )
-        self._last_rx = self._loop.time()
-        # [MQTT-3.1.4] a client that never sends CONNECT is closed, not kept forever.
-        self._connect_timer = self._loop.call_later(
-            self.settings.connect_timeout, self._connect_timeout
-        )
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
-        self._last_rx = self._loop.time()
-        stats = self.vpn.stats
-        stats.bytes_received += len(data)
-        try:
-            packets = self._codec.receive(data)
-        except RemoteProtocolError as exc:
-            # Handle what parsed before the bad bytes? The codec raises before
-            # returning, so nothing after a malformed packet is ever acted on.
-            self._protocol_error(exc.reason_code, exc.message)
-            return
-        stats.messages_received += len(packets)
-        self._handle(packets)
-
-    def _handle(self, packets: list[Any]) -> None:
-        """Handle packets in order; stop if a publish throttled us (backpressure).
-
-        What a throttle interrupts waits in ``_backlog`` and is handled, still in
-        arrival order, before reading resumes: a chunk of many PUBLISHes must not
-        overrun a congested subscriber's queue before the pause takes effect.
-        """
-        dispatch = self._dispatch
-        throttle = self._throttle
-        try:
-            for index, packet in enumerate(packets):
-                dispatch[packet.__class__](packet)
-                if self._closing:
-                    return
-                if throttle.paused:
-                    self._backlog.extend(packets[index + 1 :])
-                    return
-        except _Violation as exc:
-            self._protocol_error(exc.reason_code, str(exc))
-        except ProtocolError as exc:
-            self._protocol_error(exc.reason_code, exc.message)
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self.session is not None and self.session.pending:
-            self.session.drain()
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _release(self, exc: Exception | None) -> None:
         if self.connected:
             log.debug("client %r (%s) disconnected%s", self.client_id, self.peer,
                       f": {exc}" if exc else "")
-        self._closing = True
-        self._cancel_timers()
-        self._out.clear()
         if self.session is not None:
             self._end_connection(publish_will=True)
-        if self._on_close is not None:
-            self._on_close(self)
-
-    # --- output -------------------------------------------------------------------
-
-    def _write(self, data: bytes) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        out = self._out
-        if not out or self._transport is None:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self.vpn.stats.bytes_sent += len(data)
-        self._transport.write(data)
-
-    def _send(self, packet: Any) -> None:
-        self.vpn.stats.messages_sent += 1
-        self._write(self._codec.send(packet))
-
-    def _close(self, linger: bool = False) -> None:
-        """Flush what is queued, then close the transport.
-
-        With ``linger``, our side is shut down for writing first and the client's
-        remaining input is read and discarded for up to ``_LINGER_SECONDS``: a
-        client still writing when we refuse it would otherwise get a reset that
-        destroys the DISCONNECT/CONNACK explaining why, before it reads it.
-        """
-        if self._closing:
-            return
-        self._closing = True
-        self._flush()
-        transport = self._transport
-        if transport is None:
-            return
-        if linger and transport.can_write_eof():
-            transport.write_eof()
-            self._linger_handle = self._loop.call_later(_LINGER_SECONDS, transport.close)
-        else:
-            transport.close()
 
     def close_for_shutdown(self) -> None:
         """Server shutdown: DISCONNECT 0x8B for MQTT 5 clients, then close."""
-        if self.connected and self.v5 and not self._closing:
+        if self.connected and self.v5 and not self.closing:
             self._send(Disconnect(ReasonCode.SERVER_SHUTTING_DOWN))
         self._close()
 
     # --- DeliverySink (called by the session) --------------------------------------
 
     def can_send(self) -> bool:
-        return not self._paused and not self._closing
+        return not self.write_paused and not self.closing
 
     def send_publish(
         self,
@@ -391,11 +278,11 @@ class MQTTConnection(asyncio.Protocol):
         if len(data) > self._client_max_packet:
             # [MQTT-3.1.2-25] never send a packet larger than the client's maximum:
             # the message is discarded for this client as if delivered.
-            self.vpn.stats.dropped += 1
+            self.stats.dropped += 1
             if packet_id and self.session is not None:
                 self.session.acknowledge(packet_id)
             return
-        stats = self.vpn.stats
+        stats = self.stats
         stats.publish_sent += 1
         stats.messages_sent += 1
         self._out.append(data)
@@ -487,7 +374,7 @@ class MQTTConnection(asyncio.Protocol):
 
     def _protocol_error(self, reason_code: int, message: str) -> None:
         """The client broke the protocol: report with the reason code and close."""
-        self.vpn.stats.protocol_errors += 1
+        self.stats.protocol_errors += 1
         log.info(
             "closing %s connection from %s (client %r): %s [reason 0x%02X]",
             self.transport_name, self.peer, self.client_id or "-", message, reason_code,
@@ -501,7 +388,7 @@ class MQTTConnection(asyncio.Protocol):
                     self._write(_V3_CONNACK_BAD_VERSION)
             elif self._codec.protocol_level == 5 and reason_code >= 0x80:
                 self._send(ConnAck(False, reason_code, self._reason(message)))
-            self.vpn.stats.connections_refused += 1
+            self.stats.connections_refused += 1
         else:
             self._send_disconnect(reason_code, message)
         # [MQTT-4.13.1-1] a protocol error closes the connection; the will is published.
@@ -523,37 +410,11 @@ class MQTTConnection(asyncio.Protocol):
             return NO_PROPERTIES
         return Properties(reason_string=message)
 
-    def _connect_timeout(self) -> None:
-        if not self.connected and not self._closing:
-            log.info("closing connection from %s: no CONNECT within %.0f s", self.peer,
-                     self.settings.connect_timeout)
-            self._close()
-
-    def _cancel_timers(self) -> None:
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
-        if self._linger_handle is not None:
-            self._linger_handle.cancel()
-            self._linger_handle = None
-        self._throttle.cancel()
-
-    def _check_keepalive(self) -> None:
-        self._keepalive_handle = None
-        if self._closing:
-            return
+    def _keepalive_timeout(self, idle: float) -> None:
         # [MQTT-3.1.2-24] nothing received for 1.5 x keep alive: the client is gone.
-        limit = self.keep_alive * 1.5
-        idle = self._loop.time() - self._last_rx
-        if idle >= limit:
-            log.info("client %r (%s) silent for %.1f s (keep alive %d s): closing",
-                     self.client_id, self.peer, idle, self.keep_alive)
-            self._disconnect_client(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
-            return
-        self._keepalive_handle = self._loop.call_later(limit - idle, self._check_keepalive)
+        log.info("client %r (%s) silent for %.1f s (keep alive %d s): closing",
+                 self.client_id, self.peer, idle, self.keep_alive)
+        self._disconnect_client(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
 
     def _end_connection(self, publish_will: bool) -> None:
         """Detach from the session; publish or schedule the will; expire the session."""
@@ -561,7 +422,7 @@ class MQTTConnection(asyncio.Protocol):
         if session is None:
             return
         self.session = None
-        stats = self.vpn.stats
+        stats = self.stats
         if self.connected:
             stats.clients_connected -= 1
         if session.sink is self:
@@ -606,9 +467,6 @@ class MQTTConnection(asyncio.Protocol):
     # --- packet handlers ------------------------------------------------------------
 
     def _on_connect(self, packet: Connect) -> None:
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
         settings = self.settings
         vpn = self.vpn
         self.level = packet.protocol_level
@@ -730,20 +588,16 @@ class MQTTConnection(asyncio.Protocol):
                 server_keep_alive=server_keep_alive,
             )
         self._send(ConnAck(session_present, ReasonCode.SUCCESS, connack_props))
-        self.connected = True
+        self._established(keep_alive)
         vpn.stats.client_connected()
         log.debug("client %r connected from %s over %s (MQTT %s, keep alive %d s)",
                   client_id, self.peer, self.transport_name, "5.0" if v5 else "3.1.1",
                   keep_alive)
-        if keep_alive:
-            self._keepalive_handle = self._loop.call_later(
-                keep_alive * 1.5, self._check_keepalive
-            )
         session.attach(self)
 
     def _refuse(self, reason_code: int, message: str) -> None:
         """Answer CONNECT with a failure CONNACK and close."""
-        self.vpn.stats.connections_refused += 1
+        self.stats.connections_refused += 1
         log.info("refused connection from %s: %s", self.peer, message)
         if self.v5:
             self._send(ConnAck(False, reason_code, self._reason(message)))
@@ -829,7 +683,7 @@ class MQTTConnection(asyncio.Protocol):
         if qos == 1:
             # A success PUBACK without properties is the same 4 bytes in 3.1.1 and 5.0
             # (MQTT 5.0 3.4.2.1: reason code and properties may be omitted).
-            self.vpn.stats.messages_sent += 1
+            self.stats.messages_sent += 1
             self._write(_PUBACK_HEADER + packet.packet_id.to_bytes(2, "big"))  # type: ignore[union-attr]
         elif qos == 2:
             session.incoming_qos2.add(packet.packet_id)  # type: ignore[arg-type]
@@ -838,11 +692,11 @@ class MQTTConnection(asyncio.Protocol):
     def _ack_committed(self, qos: int, packet_id: int, error: StorageError | None) -> None:
         """The store committed (or refused) what a QoS >= 1 PUBLISH was owed."""
         self._acks_waiting -= 1
-        if self._closing:
+        if self.closing:
             return
         if error is None:
             if qos == 1:
-                self.vpn.stats.messages_sent += 1
+                self.stats.messages_sent += 1
                 self._write(_PUBACK_HEADER + packet_id.to_bytes(2, "big"))
             else:
                 self._send(PubRec(packet_id))
@@ -860,28 +714,6 @@ class MQTTConnection(asyncio.Protocol):
             self._send(PubAck(packet_id, ReasonCode.UNSPECIFIED_ERROR, props))
         else:
             self._send(PubRec(packet_id, ReasonCode.UNSPECIFIED_ERROR, props))
-
-    def _pause_reading(self) -> None:
-        if self._transport is not None and not self._closing:
-            self._transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        # Woken from inside a session's drain: carry on in a fresh loop iteration.
-        if not self._closing:
-            self._loop.call_soon(self._after_throttle)
-
-    def _after_throttle(self) -> None:
-        """Handle what the throttle held back, then read again (unless throttled anew)."""
-        if self._closing or self._throttle.paused:
-            return
-        if self._backlog:
-            held = list(self._backlog)
-            self._backlog.clear()
-            self._handle(held)
-            if self._closing or self._throttle.paused:
-                return
-        if self._transport is not None:
-            self._transport.resume_reading()
 
     def _ack_refused(self, packet: Publish, why: str) -> None:
         if packet.qos == 0:

@@ -2,7 +2,10 @@
 
 One :class:`NativeConnection` per network connection; the WebSocket listener
 (:mod:`warren.adapters.native_ws`) hands it a transport of its own, so behaviour is
-identical on both. Like the MQTT adapter it is an ``asyncio.Protocol``:
+identical on both. Like the MQTT adapter it is a
+:class:`~warren.adapters.connection.Connection` (an ``asyncio.Protocol``), which
+brings the reader, the batched writer, publisher backpressure, the connect timeout,
+the keepalive check and lingering close:
 
 - the reader is ``data_received``: bytes go into the sans-I/O codec and each frame
   is handled synchronously, in arrival order (no task per frame);
@@ -29,7 +32,6 @@ session is refused with CLIENT_NAME_IN_USE.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -39,9 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from warren.adapters.backpressure import Throttle
+from warren.adapters.connection import Connection
 from warren.adapters.native_queues import Guaranteed
-from warren.adapters.transport import adopt_transport
 from warren.codecs.native import (
     DEFAULT_MAX_FRAME_SIZE,
     Ack,
@@ -78,7 +79,7 @@ from warren.core.router import NotAuthorized
 from warren.core.sessions import Session, Subscription
 from warren.core.topics import InvalidTopic, parse_native_filter, parse_shared_subscription
 from warren.core.vpn import Vpn
-from warren.errors import LocalProtocolError, RemoteProtocolError
+from warren.errors import LocalProtocolError
 
 __all__ = ["NativeConnection", "NativeSettings", "from_native", "to_native"]
 
@@ -89,7 +90,6 @@ INBOX_SLOT: Final = 0  # the core subscription identifier of the reply inbox
 _NAME_FORBIDDEN: Final = ("/", "\0", "+", "#", "*", ">")
 # Message.wire keys of this adapter's encoded forms (direct delivery, by retain flag).
 _WIRE_KEYS: Final = (("native", False), ("native", True))
-_LINGER_SECONDS: Final = 2.0
 GUARANTEED: Final = "guaranteed"  # the capability (docs/protocol.md)
 
 
@@ -179,8 +179,12 @@ def to_native(message: Message, retain: bool, ttl_ms: int | None) -> NativeMessa
     )
 
 
-class NativeConnection(asyncio.Protocol):
+class NativeConnection(Connection):
     """The server side of one native-protocol connection (see module docstring)."""
+
+    protocol_name = "native"
+    logger = log
+    _codec: NativeCodec
 
     def __init__(
         self,
@@ -191,41 +195,24 @@ class NativeConnection(asyncio.Protocol):
         transport_name: str = "tcp",
         on_close: Callable[[NativeConnection], None] | None = None,
     ) -> None:
+        super().__init__(vpns[default_vpn], settings, on_close)  # until CONNECT names a VPN
         self._vpns = vpns
-        self.vpn = vpns[default_vpn]  # until CONNECT names another
-        self.stats = self.vpn.stats
         self.settings = settings
         self.transport_name = transport_name
-        self._on_close = on_close
         self._codec = NativeCodec(Role.SERVER, max_frame_size=settings.max_frame_size)
-        self._transport: asyncio.Transport | None = None
-        self._loop = asyncio.get_event_loop()
-        self._out: list[bytes] = []
         self._batches: list[_Batch] = []
         self._queued = 0  # messages in _batches (they use credit once sent)
-        self._flush_scheduled = False
-        self._paused = False
-        self._closing = False
-        self.connected = False  # CONNECTED sent
-        self.peer = "?"
         self.client_name = ""
-        self.session: Session | None = None
         self.keepalive = 0
-        self._last_rx = 0.0
-        self._keepalive_handle: asyncio.TimerHandle | None = None
-        self._connect_timer: asyncio.TimerHandle | None = None
         self._slots: dict[str, _Slot] = {}  # filter text -> slot
         self._slots_by_identifier: dict[int, _Slot] = {INBOX_SLOT: _Slot(INBOX_SLOT, [0])}
         self._filters_by_id: dict[int, set[str]] = {}  # subscription id -> filter texts
         self._ids_cache: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._next_slot = INBOX_SLOT
         self._queue_full_warned = 0.0
-        self._linger_handle: asyncio.TimerHandle | None = None
-        self._throttle = Throttle(self._loop, self._pause_reading, self._schedule_resume)
-        # What a throttle interrupted: messages of a PUBLISH not yet routed, then
-        # frames not yet handled. They go first once the congestion clears.
+        # What a throttle interrupted of a PUBLISH: its messages not yet routed. They
+        # go first once the congestion clears, then the frames in _backlog.
         self._held_messages: deque[NativeMessage] = deque()
-        self._backlog: deque[Event] = deque()
         # Persistent publish and queue flows, once 'guaranteed' is granted.
         self._guaranteed: Guaranteed | None = None
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -250,75 +237,22 @@ class NativeConnection(asyncio.Protocol):
             f"over {self.transport_name}>"
         )
 
-    # --- asyncio.Protocol ---------------------------------------------------------
+    # --- Connection ------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport, self.peer = adopt_transport(
-            transport, self.settings.max_outbound_bytes
-        )
-        self._last_rx = self._loop.time()
-        self._connect_timer = self._loop.call_later(
-            self.settings.connect_timeout, self._connect_timeout
-        )
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
-        self._last_rx = self._loop.time()
-        stats = self.stats
-        stats.bytes_received += len(data)
-        try:
-            events = self._codec.receive(data)
-        except RemoteProtocolError as exc:
-            self._protocol_error(exc.reason_code, exc.message)
-            return
-        stats.messages_received += len(events)
-        if self._throttle.paused or self._backlog:  # throttled: keep arrival order
-            self._backlog.extend(events)
-            return
-        self._handle(events)
-
-    def _handle(self, events: list[Event]) -> None:
-        dispatch = self._dispatch
-        for index, event in enumerate(events):
-            dispatch[event.__class__](event)
-            if self._closing:
-                return
-            if self._throttle.paused:
-                # Throttled (a subscriber is congested): the rest waits, in order.
-                self._backlog.extend(events[index + 1 :])
-                return
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self.session is not None and self.session.pending:
-            self.session.drain()
+    def _writable(self) -> None:
+        super()._writable()
         if self._guaranteed is not None:
             self._guaranteed.writable()
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _release(self, exc: Exception | None) -> None:
         if self.connected:
             log.debug("native client %r (%s) disconnected%s", self.client_name, self.peer,
                       f": {exc}" if exc else "")
-        self._closing = True
-        self._cancel_timers()
-        self._out.clear()
         self._batches.clear()
         self._held_messages.clear()
-        self._backlog.clear()
         self._end_session()
-        if self._on_close is not None:
-            self._on_close(self)
 
     # --- output -------------------------------------------------------------------
-
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
 
     def _seal_batches(self) -> None:
         """Encode the pending DELIVER batches into the output, in order."""
@@ -334,55 +268,19 @@ class NativeConnection(asyncio.Protocol):
         self._queued = 0
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         if self._batches:
             self._seal_batches()
-        out = self._out
-        if not out or self._transport is None:
-            out.clear()
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        self.stats.bytes_sent += len(data)
-        self._transport.write(data)
+        super()._flush()
 
     def _send(self, event: Event) -> None:
         """Queue a control frame after everything produced before it."""
         if self._batches:
             self._seal_batches()
-        self.stats.messages_sent += 1
-        self._out.append(self._codec.send(event))
-        self._schedule_flush()
-
-    def _close(self, linger: bool = False) -> None:
-        """Flush what is queued, then close the transport.
-
-        With ``linger`` (closing on an error), our side is shut down for writing
-        first and the client's remaining input is read and discarded for up to
-        ``_LINGER_SECONDS``: closing with unread input would send a reset that can
-        destroy the ERROR explaining why, before the client reads it.
-        """
-        if self._closing:
-            return
-        self._closing = True
-        self._cancel_timers()
-        self._flush()
-        transport = self._transport
-        if transport is None:
-            return
-        if linger and transport.can_write_eof():
-            transport.write_eof()
-            self._linger_handle = self._loop.call_later(_LINGER_SECONDS, transport.close)
-        else:
-            transport.close()
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
+        super()._send(event)
 
     def send_event(self, event: Event) -> None:
         """Queue a control frame (for native_queues)."""
-        if not self._closing:
+        if not self.closing:
             self._send(event)
 
     def send_guaranteed(
@@ -410,7 +308,7 @@ class NativeConnection(asyncio.Protocol):
 
     def close_for_shutdown(self) -> None:
         """Server shutdown: DISCONNECT SERVER_SHUTTING_DOWN, then close."""
-        if self.connected and not self._closing:
+        if self.connected and not self.closing:
             self._send(Disconnect(ErrorCode.SERVER_SHUTTING_DOWN, "the server is shutting down"))
         self._close()
 
@@ -418,7 +316,7 @@ class NativeConnection(asyncio.Protocol):
         """A newer connection claims this client name."""
         log.info("native client %r: taken over by a new connection; closing %s",
                  self.client_name, self.peer)
-        if self.connected and not self._closing:
+        if self.connected and not self.closing:
             self._send(Disconnect(ErrorCode.SESSION_TAKEN_OVER,
                                   "a newer connection with this client name replaced this one"))
         self._end_session()
@@ -427,7 +325,7 @@ class NativeConnection(asyncio.Protocol):
     # --- DeliverySink (called by the session) --------------------------------------
 
     def can_send(self) -> bool:
-        if self._paused or self._closing:
+        if self.write_paused or self.closing:
             return False
         credit = self._codec.credit
         return credit is None or credit > self._queued
@@ -557,69 +455,23 @@ class NativeConnection(asyncio.Protocol):
         self._send_error(code, text, close=True)
         self._close(linger=True)
 
-    def _connect_timeout(self) -> None:
-        self._connect_timer = None
-        if not self.connected and not self._closing:
-            log.info("closing native connection from %s: no CONNECT within %.0f s",
-                     self.peer, self.settings.connect_timeout)
-            self._close()
-
-    def _cancel_timers(self) -> None:
-        if self._linger_handle is not None:
-            self._linger_handle.cancel()
-            self._linger_handle = None
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
-        if self._keepalive_handle is not None:
-            self._keepalive_handle.cancel()
-            self._keepalive_handle = None
-        self._throttle.cancel()
+    def _keepalive_timeout(self, idle: float) -> None:
+        # docs/protocol.md, "Keepalive": nothing for 1.5 x the period closes.
+        log.info("native client %r (%s) silent for %.1f s (keepalive %d s): closing",
+                 self.client_name, self.peer, idle, self.keepalive)
+        self._send_error(ErrorCode.KEEPALIVE_TIMEOUT,
+                         f"nothing received for {idle:.1f} s (keepalive {self.keepalive} s)",
+                         close=True)
+        self._end_session()
+        self._close(linger=True)
 
     # --- backpressure on publishers (the router's congestion signal) -----------------
 
-    def _pause_reading(self) -> None:
-        if self._transport is not None and not self._closing:
-            self._transport.pause_reading()
-
-    def _schedule_resume(self) -> None:
-        # Waiters are woken from inside a session's drain: carry on from a fresh
-        # loop iteration, not from the middle of someone else's delivery.
-        if not self._closing:
-            self._loop.call_soon(self._resume)
-
     def _resume(self) -> None:
-        """Route what the throttle held back, then read again (unless throttled anew)."""
-        if self._closing or self._throttle.paused:
-            return
-        if self._held_messages:
+        """Route the messages the throttle held back, then the frames (base class)."""
+        if self._held_messages and not self.closing and not self._throttle.paused:
             self._route(self._held_messages)
-            if self._throttle.paused or self._closing:
-                return
-        backlog = self._backlog
-        while backlog and not self._throttle.paused and not self._closing:
-            event = backlog.popleft()
-            self._dispatch[event.__class__](event)
-        if not self._throttle.paused and not self._closing and self._transport is not None:
-            self._transport.resume_reading()
-
-    def _check_keepalive(self) -> None:
-        self._keepalive_handle = None
-        if self._closing:
-            return
-        # docs/protocol.md, "Keepalive": nothing for 1.5 x the period closes.
-        limit = self.keepalive * 1.5
-        idle = self._loop.time() - self._last_rx
-        if idle >= limit:
-            log.info("native client %r (%s) silent for %.1f s (keepalive %d s): closing",
-                     self.client_name, self.peer, idle, self.keepalive)
-            self._send_error(ErrorCode.KEEPALIVE_TIMEOUT,
-                             f"nothing received for {idle:.1f} s (keepalive {self.keepalive} s)",
-                             close=True)
-            self._end_session()
-            self._close(linger=True)
-            return
-        self._keepalive_handle = self._loop.call_later(limit - idle, self._check_keepalive)
+        super()._resume()
 
     def _end_session(self) -> None:
         guaranteed = self._guaranteed
@@ -641,9 +493,6 @@ class NativeConnection(asyncio.Protocol):
     # --- frame handlers -----------------------------------------------------------
 
     def _on_connect(self, event: Connect) -> None:
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
         vpn_name = event.vpn
         vpn = self.vpn if vpn_name is None else self._vpns.get(vpn_name)
         if vpn is None:
@@ -702,13 +551,10 @@ class NativeConnection(asyncio.Protocol):
         ))
         if GUARANTEED in event.capabilities:
             self._guaranteed = Guaranteed(self)
-        self.connected = True
+        self._established(keepalive)
         self.stats.client_connected()
         log.debug("native client %r connected from %s over %s to VPN %r (keepalive %d s)",
                   name, self.peer, self.transport_name, vpn.name, keepalive)
-        if keepalive:
-            self._keepalive_handle = self._loop.call_later(keepalive * 1.5,
-                                                           self._check_keepalive)
         session.attach(self)
 
     def _name_problem(self, name: str) -> str | None:
