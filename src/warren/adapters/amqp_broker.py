@@ -61,6 +61,7 @@ __all__ = [
     "InvalidExpiration",
     "message_from_amqp",
     "properties_for",
+    "redelivery_properties",
     "restore_binding",
     "restore_exchange",
     "vhost_of",
@@ -643,6 +644,15 @@ def encoded_properties(message: Message) -> bytes | BasicProperties:
     data = encode_properties(props)
     wire[_WIRE_ENCODED] = data
     return data
+
+
+def redelivery_properties(message: Message, redeliveries: int) -> BasicProperties:
+    """The properties of a redelivery: ``message``'s plus the ``x-delivery-count``
+    header (how often it was returned before), as RabbitMQ's quorum queues send it."""
+    props = properties_for(message)
+    headers: dict[str, FieldValue] = dict(props.headers or {})
+    headers["x-delivery-count"] = Int64(redeliveries)
+    return replace(props, headers=headers)
 
 
 # --- recovery (docs/storage.md) --------------------------------------------------------------
