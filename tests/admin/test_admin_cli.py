@@ -71,6 +71,42 @@ def test_queue_commands_end_to_end(broker: Broker, amqp: BlockingChannel, uid: s
     assert httpx.get(f"{url}/api/v1/vpns/default/queues/{uid}").status_code == 404
 
 
+def test_queue_create_with_max_redelivery_then_show(broker: Broker, amqp: BlockingChannel,
+                                                   uid: str) -> None:
+    url = admin_url(broker)
+    dead = f"{uid}.dead"
+    assert warren("create", dead, url=url).returncode == 0
+    made = warren("create", uid, "--max-redelivery", "1", "--dead-letter-queue", dead,
+                  url=url)
+    assert made.returncode == 0, made.stderr
+    limits = json.loads(warren("show", uid, "--json", url=url).stdout)["limits"]
+    assert (limits["max_redelivery"], limits["dead_letter_queue"]) == (1, dead)
+
+    amqp.basic_publish("", uid, b"poison")
+    method, _, _ = amqp.basic_get(uid)
+    amqp.basic_nack(method.delivery_tag, requeue=True)
+    browsed = warren("browse", uid, url=url)
+    assert browsed.returncode == 0, browsed.stderr
+    row = next(line for line in browsed.stdout.splitlines() if "poison" in line)
+    assert row.split("│")[-2].strip() == "1"  # the redeliveries column
+    method, _, _ = amqp.basic_get(uid)
+    amqp.basic_nack(method.delivery_tag, requeue=True)  # past the limit: to the dead queue
+
+    shown = warren("show", uid, url=url)
+    assert shown.returncode == 0, shown.stderr
+    assert "max_redelivery = 1" in shown.stdout and f"dead_letter_queue = {dead}" in shown.stdout
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in shown.stdout.splitlines() if line.count("│") == 3}
+    assert (rows["dead-lettered"], rows["dropped"], rows["redelivery-exceeded"]) == (
+        "1", "0", "1")
+    assert json.loads(warren("show", dead, "--json", url=url).stdout)["messages"] == 1
+
+    refused = warren("create", f"{uid}.x", "--max-redelivery", "-1", url=url)
+    assert refused.returncode == 2 and "--max-redelivery" in refused.stderr
+    for name in (uid, dead):
+        assert warren("delete", name, "--yes", url=url).returncode == 0
+
+
 def test_queue_cli_errors_name_the_fix(broker: Broker, uid: str) -> None:
     url = admin_url(broker)
     missing = warren("show", uid, url=url)

@@ -191,6 +191,7 @@ binds = st.builds(
     st.booleans(),
     st.lists(names, max_size=3).map(tuple),
     st.booleans(),
+    st.none() | u32,
 )
 unbinds = st.builds(Unbind, u32, sub_ids)
 common = st.one_of(acks, nacks, st.just(Ping()), st.just(Pong()), errors, disconnects)

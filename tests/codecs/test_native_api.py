@@ -61,7 +61,7 @@ FIELDS: dict[type[msgspec.Struct], list[tuple[str, object]]] = {
     Nack: [("ranges", ...), ("code", 0), ("text", ""), ("reject", False)],
     Bind: [("request_id", ...), ("subscription_id", ...), ("queue", ...),
            ("access", "exclusive"), ("durable", True), ("create", False), ("topics", ()),
-           ("browse", False)],
+           ("browse", False), ("max_redelivery", None)],
     Unbind: [("request_id", ...), ("subscription_id", ...)],
     Ping: [],
     Pong: [],

@@ -1,8 +1,9 @@
 """Guaranteed messaging on the wire (docs/protocol.md, "Guaranteed messaging"):
 persistent PUBLISH answered by ACK/NACK, BIND/UNBIND of queues, guaranteed DELIVER
-settled by ACK (accepted), NACK (failed: redelivered) and NACK rj (rejected: to the
-dead-message queue); exclusive and non-exclusive access; browsing; and MQTT into a
-native queue. Absence is proven with PING barriers, never with sleeps."""
+settled by ACK (accepted), NACK (failed: redelivered, up to the queue's max
+redelivery) and NACK rj (rejected: to the dead-message queue); exclusive and
+non-exclusive access; browsing; and MQTT into a native queue. Absence is proven
+with PING barriers, never with sleeps."""
 
 from __future__ import annotations
 
@@ -141,6 +142,61 @@ def test_rejected_goes_to_the_dead_message_queue(wire, uid: str) -> None:  # typ
         dead = _deliver(dmq_reader)
     assert dead.messages[0].payload == b"bad"
     dmq_reader.send(Ack(((dead.first_id, dead.first_id),)))  # type: ignore[arg-type]
+
+
+def _dead_message(dmq_reader: Wire, topic: str) -> Deliver:
+    """The next message of ``topic`` in the shared dead-message queue (others' are
+    acknowledged and skipped)."""
+    dead = _deliver(dmq_reader)
+    while dead.messages[0].topic != topic:
+        dmq_reader.send(Ack(((dead.first_id, dead.first_id),)))  # type: ignore[arg-type]
+        dead = _deliver(dmq_reader)
+    dmq_reader.send(Ack(((dead.first_id, dead.first_id),)))  # type: ignore[arg-type]
+    return dead
+
+
+def test_max_redelivery_moves_a_failing_message_to_the_dead_message_queue(wire, uid: str) -> None:  # type: ignore[no-untyped-def]
+    dmq_reader = _g(wire)
+    assert _bind(dmq_reader, 1, "#DEAD_MSG_QUEUE", create=True, access="non-exclusive").code == 0
+    sub = _g(wire)
+    q = f"{uid}-limited"
+    assert _bind(sub, 2, q, create=True, topics=(f"{uid}/lim",), max_redelivery=2).code == 0
+    pub = _g(wire)
+    _persist(pub, 1, Message(f"{uid}/lim", b"poison"))
+    # Delivered once, then redelivered twice: FAILED, then the flow ends unsettled.
+    d = _deliver(sub)
+    assert not d.redelivered
+    sub.send(Nack(((d.first_id, d.first_id),)))  # type: ignore[arg-type]
+    d = _deliver(sub)
+    assert d.redelivered
+    assert sub.send(Unbind(next(_requests), 2)) is None and sub._result().code == 0
+    assert _bind(sub, 3, q).code == 0
+    d = _deliver(sub)
+    assert d.redelivered and d.messages[0].payload == b"poison"
+    sub.send(Nack(((d.first_id, d.first_id),)))  # type: ignore[arg-type]  # the third return
+    dead = _dead_message(dmq_reader, f"{uid}/lim")
+    assert dead.messages[0].payload == b"poison" and not dead.redelivered
+    # Gone from its queue: the next message is the one published after it.
+    _persist(pub, 2, Message(f"{uid}/lim", b"next"))
+    d = _deliver(sub)
+    assert d.messages[0].payload == b"next" and not d.redelivered
+
+
+def test_max_redelivery_zero_and_a_second_bind_keeps_the_limit(wire, uid: str) -> None:  # type: ignore[no-untyped-def]
+    dmq_reader = _g(wire)
+    assert _bind(dmq_reader, 1, "#DEAD_MSG_QUEUE", create=True, access="non-exclusive").code == 0
+    sub = _g(wire)
+    q = f"{uid}-once"
+    assert _bind(sub, 1, q, create=True, access="non-exclusive", topics=(f"{uid}/once",),
+                 max_redelivery=0).code == 0
+    # A second BIND naming another limit uses the queue as it is (Solace: the
+    # endpoint properties apply when the queue is created).
+    assert _bind(sub, 2, q, create=True, max_redelivery=100).code == 0
+    _persist(_g(wire), 1, Message(f"{uid}/once", b"a"))
+    d = _deliver(sub)
+    sub.send(Nack(((d.first_id, d.first_id),)))  # type: ignore[arg-type]
+    assert _dead_message(dmq_reader, f"{uid}/once").messages[0].payload == b"a"
+    sub.assert_nothing()
 
 
 def test_non_exclusive_shares_round_robin(wire, uid: str) -> None:  # type: ignore[no-untyped-def]

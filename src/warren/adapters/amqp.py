@@ -142,10 +142,11 @@ from .amqp_broker import (
     encoded_properties,
     message_from_amqp,
     properties_for,
+    redelivery_properties,
     vhost_of,
 )
 
-__all__ = ["AMQPConnection", "AmqpSettings", "restore_queue"]
+__all__ = ["AMQPConnection", "AmqpSettings", "queue_arguments", "restore_queue"]
 
 log = logging.getLogger("warren.amqp")
 
@@ -249,7 +250,9 @@ class _Channel:
         conn.write(
             conn._codec.send_deliver(
                 self.number, consumer.tag, tag, exchange, key, message.payload,
-                encoded_properties(message), redelivered=entry.redelivered,
+                redelivery_properties(message, entry.redeliveries) if entry.redeliveries
+                else encoded_properties(message),
+                redelivered=entry.redeliveries > 0,
             )
         )
         stats = conn.stats
@@ -1106,7 +1109,10 @@ class AMQPConnection(Connection):
         self.send(
             BasicGetOk(
                 tag, entry.redelivered, exchange, key, queue.message_count,
-                channel=channel.number, properties=properties_for(message), body=message.payload,
+                channel=channel.number,
+                properties=redelivery_properties(message, entry.redeliveries)
+                if entry.redeliveries else properties_for(message),
+                body=message.payload,
             )
         )
 
@@ -1321,6 +1327,7 @@ def _queue_limits(queue: str, vhost: str, arguments: FieldTable) -> QueueLimits:
     max_length = _int_argument(arguments, "x-max-length", queue, vhost)
     max_bytes = _int_argument(arguments, "x-max-length-bytes", queue, vhost)
     max_priority = _int_argument(arguments, "x-max-priority", queue, vhost, minimum=1)
+    delivery_limit = _int_argument(arguments, "x-delivery-limit", queue, vhost)
     if max_priority is not None and max_priority > 255:
         raise _ChannelException(
             ReplyCode.PRECONDITION_FAILED,
@@ -1359,20 +1366,59 @@ def _queue_limits(queue: str, vhost: str, arguments: FieldTable) -> QueueLimits:
         dead_letter_exchange=cast(str | None, dlx),
         dead_letter_routing_key=cast(str | None, dlrk),
         max_priority=max_priority,
+        max_redelivery=delivery_limit,
     )
 
 
+def queue_arguments(limits: QueueLimits) -> dict[str, Any]:
+    """The ``x-`` arguments equivalent to ``limits`` (RabbitMQ's names): what an AMQP
+    client redeclaring a queue created by other means must pass."""
+    def ms(seconds: float | None) -> int | None:
+        return None if seconds is None else round(seconds * 1000)
+
+    pairs = {
+        "x-message-ttl": ms(limits.message_ttl),
+        "x-expires": ms(limits.expires),
+        "x-max-length": limits.max_length,
+        "x-max-length-bytes": limits.max_length_bytes,
+        "x-max-priority": limits.max_priority,
+        "x-dead-letter-exchange": limits.dead_letter_exchange,
+        "x-dead-letter-routing-key": limits.dead_letter_routing_key,
+        "x-overflow": None if limits.overflow is Overflow.DROP_HEAD else limits.overflow.value,
+        "x-delivery-limit": limits.max_redelivery,
+    }
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
 def restore_queue(vpn: Vpn, record: QueueRecord) -> Queue | None:
-    """Start-up: a durable queue as declared (its limits from its stored arguments)."""
+    """Start-up: a durable queue as created, with its limits (the record's fields,
+    whichever protocol or API created it) and its declare arguments."""
     queues = vpn.queues
     if queues.get(record.name) is not None:
         return None
-    arguments = decode_table(record.arguments) if record.arguments else {}
     try:
-        limits = _queue_limits(record.name, vpn.name, arguments)
-    except _ChannelException as exc:
-        log.warning("durable queue %r not restored: %s", record.name, exc)
+        overflow = Overflow(record.overflow)
+    except ValueError:
+        log.warning("durable queue %r not restored: unknown overflow %r", record.name,
+                    record.overflow)
         return None
+    limits = QueueLimits(
+        message_ttl=record.message_ttl,
+        expires=record.expires,
+        max_length=record.max_length,
+        max_length_bytes=record.max_length_bytes,
+        overflow=overflow,
+        dead_letter_exchange=record.dead_letter_exchange,
+        dead_letter_routing_key=record.dead_letter_routing_key,
+        max_priority=record.max_priority,
+        max_redelivery=record.max_redelivery,
+        dead_letter_queue=record.dead_letter_queue,
+    )
+    # A queue declared over AMQP keeps its field table; one created otherwise (the
+    # management API, the native protocol) gets the arguments its limits mean.
+    arguments = decode_table(record.arguments) if record.arguments else queue_arguments(limits)
+    if limits.dead_letter_exchange is not None:
+        vhost_of(vpn)  # the exchanges and the dead-letter hook, before any connection
     return queues.declare(
         record.name, durable=True, auto_delete=record.auto_delete, limits=limits,
         arguments=dict(arguments), stored_arguments=record.arguments, store_id=record.id,

@@ -61,6 +61,7 @@ __all__ = [
     "InvalidExpiration",
     "message_from_amqp",
     "properties_for",
+    "redelivery_properties",
     "restore_binding",
     "restore_exchange",
     "vhost_of",
@@ -421,12 +422,13 @@ class AmqpVhost:
 
     # dead-lettering
 
-    def _dead_letter(self, queue: Queue, entry: QueueEntry, reason: str) -> None:
-        """Re-publish ``entry`` to the queue's dead-letter exchange with an x-death record."""
+    def _dead_letter(self, queue: Queue, entry: QueueEntry, reason: str) -> bool:
+        """Re-publish ``entry`` to the queue's dead-letter exchange with an x-death
+        record; False if there is no such exchange (RabbitMQ drops it then too)."""
         limits = queue.limits
         exchange = self.exchanges.get(limits.dead_letter_exchange or "")
         if exchange is None or limits.dead_letter_exchange is None:
-            return  # RabbitMQ drops it too when the exchange does not exist
+            return False
         source, key = delivery_origin(entry)
         props = properties_for(entry.message, now=time.monotonic())
         headers: dict[str, FieldValue] = dict(props.headers or {})
@@ -470,6 +472,7 @@ class AmqpVhost:
         topic_key = limits.dead_letter_routing_key or key
         dead = message_from_amqp(topic_key, new_props, entry.message.payload, 0.0)
         self.route_to_queues(exchange, topic_key, dead, new_props.headers, set())
+        return True
 
 
 _VHOSTS: weakref.WeakKeyDictionary[Vpn, AmqpVhost] = weakref.WeakKeyDictionary()
@@ -641,6 +644,15 @@ def encoded_properties(message: Message) -> bytes | BasicProperties:
     data = encode_properties(props)
     wire[_WIRE_ENCODED] = data
     return data
+
+
+def redelivery_properties(message: Message, redeliveries: int) -> BasicProperties:
+    """The properties of a redelivery: ``message``'s plus the ``x-delivery-count``
+    header (how often it was returned before), as RabbitMQ's quorum queues send it."""
+    props = properties_for(message)
+    headers: dict[str, FieldValue] = dict(props.headers or {})
+    headers["x-delivery-count"] = Int64(redeliveries)
+    return replace(props, headers=headers)
 
 
 # --- recovery (docs/storage.md) --------------------------------------------------------------

@@ -12,8 +12,9 @@ connection that was granted the ``guaranteed`` capability. It owns:
   message NACKed with SERVER_BUSY, never ACKed;
 - flows (BIND/UNBIND): each is a :class:`~warren.core.queues.Consumer` of a core
   queue, whose sink is the flow. Deliveries get connection-wide delivery ids and
-  stay unsettled until the client's ACK (accepted), NACK (failed: requeued) or
-  NACK ``rj`` (rejected: to the dead-message queue);
+  stay unsettled until the client's ACK (accepted), NACK (failed: requeued, up to
+  the queue's max redelivery, then to the dead-message queue) or NACK ``rj``
+  (rejected: to the dead-message queue);
 - the end: unsettled messages go back to their queues, the connection's
   non-durable queues are deleted.
 
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from warren.adapters.amqp import queue_arguments
 from warren.codecs.native import (
     ACCESS_EXCLUSIVE,
     Ack,
@@ -45,7 +47,7 @@ from warren.codecs.native import (
 from warren.codecs.native import Message as NativeMessage
 from warren.core.acl import AclDecision
 from warren.core.message import Message
-from warren.core.queues import Consumer, Queue, QueueEntry, QueueError
+from warren.core.queues import Consumer, Queue, QueueEntry, QueueError, QueueLimits
 from warren.core.router import NotAuthorized
 from warren.core.sessions import Subscription
 from warren.core.topics import InvalidTopic, parse_native_filter
@@ -229,14 +231,25 @@ class Guaranteed:
         if queue is None:
             if not event.create:
                 return ErrorCode.UNKNOWN_QUEUE, f"queue {event.queue!r} does not exist"
+            # As Solace PubSub+ endpoints: dead messages (max redelivery exceeded)
+            # go to the VPN's dead-message queue.
+            limits = QueueLimits(
+                max_redelivery=event.max_redelivery,
+                dead_letter_queue=None if event.queue == DEAD_MESSAGE_QUEUE
+                else DEAD_MESSAGE_QUEUE,
+            )
             queue = registry.declare(
                 event.queue,
                 durable=event.durable,
                 owner=None if event.durable else conn,
+                limits=limits,
+                arguments=queue_arguments(limits),  # for AMQP clients redeclaring it
             )
             _ACCESS[queue] = event.access
-            log.debug("native client %r created queue %r (%s, %s)", conn.client_name,
-                      queue.name, "durable" if event.durable else "non-durable", event.access)
+            log.debug("native client %r created queue %r (%s, %s, max redelivery %s)",
+                      conn.client_name, queue.name,
+                      "durable" if event.durable else "non-durable", event.access,
+                      "unlimited" if event.max_redelivery is None else event.max_redelivery)
         elif queue.owner is not None and queue.owner is not conn:
             return ErrorCode.QUEUE_IN_USE, f"queue {queue.name!r} belongs to another connection"
         for text, topic_filter in filters:

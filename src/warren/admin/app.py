@@ -22,6 +22,8 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from warren import __version__
+from warren.adapters.amqp import queue_arguments
+from warren.adapters.amqp_broker import vhost_of
 from warren.admin.metrics import metrics_response
 from warren.admin.models import (
     BrokerInfo,
@@ -338,9 +340,14 @@ def create_app(broker: BrokerView) -> FastAPI:
                 max_length_bytes=lim.max_length_bytes,
                 overflow=lim.overflow.value,
                 max_priority=lim.max_priority,
+                max_redelivery=lim.max_redelivery,
                 dead_letter_exchange=lim.dead_letter_exchange,
                 dead_letter_routing_key=lim.dead_letter_routing_key,
+                dead_letter_queue=lim.dead_letter_queue,
             ),
+            dead_lettered=q.dead_lettered,
+            dropped=q.dropped,
+            redelivery_exceeded=q.redelivery_exceeded,
             subscriptions=sorted(q.subscriptions),
             consumer_list=[
                 ConsumerInfo(tag=c.tag, no_ack=c.no_ack, prefetch=c.prefetch,
@@ -383,21 +390,32 @@ def create_app(broker: BrokerView) -> FastAPI:
                 422, "Invalid limits",
                 "limits.dead_letter_routing_key needs limits.dead_letter_exchange; set both",
             )
-        arguments = _amqp_arguments(lim)
+        if lim.dead_letter_queue is not None and lim.dead_letter_exchange is not None:
+            raise ProblemError(
+                422, "Invalid limits",
+                "limits.dead_letter_queue and limits.dead_letter_exchange are two dead-letter "
+                "targets; set one of them",
+            )
+        limits = QueueLimits(
+            message_ttl=None if lim.message_ttl_ms is None else lim.message_ttl_ms / 1000,
+            expires=None if lim.expires_ms is None else lim.expires_ms / 1000,
+            max_length=lim.max_length,
+            max_length_bytes=lim.max_length_bytes,
+            overflow=Overflow(lim.overflow),
+            dead_letter_exchange=lim.dead_letter_exchange,
+            dead_letter_routing_key=lim.dead_letter_routing_key,
+            max_priority=lim.max_priority,
+            max_redelivery=lim.max_redelivery,
+            dead_letter_queue=lim.dead_letter_queue,
+        )
+        if limits.dead_letter_exchange is not None:
+            vhost_of(v)  # the exchanges, whose dead-letter hook the queue will need
         queue = v.queues.declare(
             body.name,
             durable=body.durable,
-            limits=QueueLimits(
-                message_ttl=None if lim.message_ttl_ms is None else lim.message_ttl_ms / 1000,
-                expires=None if lim.expires_ms is None else lim.expires_ms / 1000,
-                max_length=lim.max_length,
-                max_length_bytes=lim.max_length_bytes,
-                overflow=Overflow(lim.overflow),
-                dead_letter_exchange=lim.dead_letter_exchange,
-                dead_letter_routing_key=lim.dead_letter_routing_key,
-                max_priority=lim.max_priority,
-            ),
-            arguments=arguments,
+            limits=limits,
+            # What an AMQP client redeclaring the queue must pass (equivalence).
+            arguments=queue_arguments(limits),
         )
         queue.single_consumer = body.exclusive
         for text, f in filters:
@@ -439,6 +457,7 @@ def create_app(broker: BrokerView) -> FastAPI:
                 content_type=m.content_type,
                 priority=entry.priority,
                 redelivered=entry.redelivered,
+                redeliveries=entry.redeliveries,
                 message_id=m.message_id,
                 expires_in_ms=None if entry.expires_at is None
                 else max(0, int((entry.expires_at - now) * 1000)),
@@ -494,18 +513,3 @@ def create_app(broker: BrokerView) -> FastAPI:
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
-
-
-def _amqp_arguments(lim: QueueLimitsModel) -> dict[str, Any]:
-    """The x- arguments an AMQP client redeclaring this queue must pass (equivalence)."""
-    pairs = {
-        "x-message-ttl": lim.message_ttl_ms,
-        "x-expires": lim.expires_ms,
-        "x-max-length": lim.max_length,
-        "x-max-length-bytes": lim.max_length_bytes,
-        "x-max-priority": lim.max_priority,
-        "x-dead-letter-exchange": lim.dead_letter_exchange,
-        "x-dead-letter-routing-key": lim.dead_letter_routing_key,
-        "x-overflow": None if lim.overflow == "drop-head" else lim.overflow,
-    }
-    return {k: v for k, v in pairs.items() if v is not None}

@@ -58,6 +58,16 @@ class BrokerCollector(Collector):
                                       labels=["vpn", "queue"])
         q_consumers = GaugeMetricFamily("warren_queue_consumers", "Consumers of a queue.",
                                         labels=["vpn", "queue"])
+        q_dead_lettered = CounterMetricFamily(
+            "warren_queue_dead_lettered", "Messages a queue handed to its dead-letter target.",
+            labels=["vpn", "queue"])
+        q_dropped = CounterMetricFamily(
+            "warren_queue_dropped", "Dead messages a queue dropped (no dead-letter target).",
+            labels=["vpn", "queue"])
+        q_exceeded = CounterMetricFamily(
+            "warren_queue_redelivery_exceeded",
+            "Messages that reached a queue's max redelivery (dead-lettered or dropped).",
+            labels=["vpn", "queue"])
         for name, vpn in sorted(self.vpns.items()):
             sessions.add_metric([name], len(vpn.sessions))
             subscriptions.add_metric([name], vpn.router.subscription_count)
@@ -67,8 +77,11 @@ class BrokerCollector(Collector):
                 q_bytes.add_metric([name, qname], q.ready_bytes)
                 q_unacked.add_metric([name, qname], q.unacked_count)
                 q_consumers.add_metric([name, qname], len(q.consumers))
+                q_dead_lettered.add_metric([name, qname], q.dead_lettered)
+                q_dropped.add_metric([name, qname], q.dropped)
+                q_exceeded.add_metric([name, qname], q.redelivery_exceeded)
         yield from (sessions, subscriptions, retained, q_messages, q_bytes, q_unacked,
-                    q_consumers)
+                    q_consumers, q_dead_lettered, q_dropped, q_exceeded)
 
 
 def metrics_response(stats: BrokerStats, vpns: Mapping[str, Vpn]) -> tuple[bytes, str]:

@@ -110,8 +110,21 @@ class QueueLimitsModel(_Model):
     max_length_bytes: int | None = Field(None, ge=0, description="ready payload bytes")
     overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] = "drop-head"
     max_priority: int | None = Field(None, ge=1, le=255)
+    max_redelivery: int | None = Field(
+        None, ge=0,
+        description="redeliveries a message may have (a consumer's nack or requeue, or its "
+        "connection ending with the message unacknowledged); the return after the last "
+        "dead-letters it with reason delivery_limit. 0: never redelivered; null: no limit. "
+        "AMQP: x-delivery-limit",
+    )
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
+    dead_letter_queue: str | None = Field(
+        None, min_length=1,
+        description="where dead messages go when there is no dead_letter_exchange: a queue "
+        "of the same VPN, by name (the native protocol's dead-message queue is "
+        "'#DEAD_MSG_QUEUE'); without either they are dropped and counted",
+    )
 
 
 class QueueCreate(_Model):
@@ -151,6 +164,12 @@ class QueueSummary(_Model):
 
 class QueueDetail(QueueSummary):
     limits: QueueLimitsModel
+    dead_lettered: int = Field(description="messages handed to the dead-letter target")
+    dropped: int = Field(description="dead messages dropped: the queue has no dead-letter "
+                         "target, or it does not exist or refused them")
+    redelivery_exceeded: int = Field(
+        description="messages that reached max_redelivery (dead-lettered or dropped)"
+    )
     subscriptions: list[str]
     consumer_list: list[ConsumerInfo]
 
@@ -164,6 +183,7 @@ class BrowsedMessage(_Model):
     content_type: str | None
     priority: int
     redelivered: bool
+    redeliveries: int = Field(description="times it came back to the queue after a delivery")
     message_id: str | None
     expires_in_ms: int | None
     properties: dict[str, str]

@@ -87,6 +87,8 @@ def queue() -> None:
     Examples:
       warren queue ls
       warren queue create orders -s 'orders/#' --max-length 10000
+      warren queue create jobs -s 'jobs/#' --max-redelivery 5 \\
+          --dead-letter-queue jobs.dead
       warren queue show orders
       warren queue browse orders -n 5
       warren queue purge orders --yes
@@ -131,15 +133,20 @@ def ls(url: str, vpn: str, as_json: bool) -> None:
                                                "reject-publish-dlx"]),
               default="drop-head", show_default=True, help="What a full queue does.")
 @click.option("--max-priority", type=click.IntRange(1, 255), help="Keep priorities apart.")
-@click.option("--dead-letter-exchange", help="Where expired or rejected messages go.")
+@click.option("--max-redelivery", type=click.IntRange(min=0), metavar="N",
+              help="Redeliveries a message may have (nack, requeue, consumer gone); the "
+              "next return dead-letters it. 0: never redelivered. Default: no limit.")
+@click.option("--dead-letter-exchange", help="Where expired, rejected or dead messages go.")
 @click.option("--dead-letter-routing-key", help="Their routing key there.")
+@click.option("--dead-letter-queue", metavar="QUEUE",
+              help="Or a queue to send them to (e.g. '#DEAD_MSG_QUEUE').")
 @_common
 def create(
     name: str, subscriptions: tuple[str, ...], durable: bool, exclusive: bool,
     max_length: int | None, max_length_bytes: int | None, message_ttl: int | None,
-    expires: int | None, overflow: str, max_priority: int | None,
+    expires: int | None, overflow: str, max_priority: int | None, max_redelivery: int | None,
     dead_letter_exchange: str | None, dead_letter_routing_key: str | None,
-    url: str, vpn: str, as_json: bool,
+    dead_letter_queue: str | None, url: str, vpn: str, as_json: bool,
 ) -> None:
     """Create queue NAME, optionally subscribed to topics."""
     api = _Api(url, vpn)
@@ -150,8 +157,10 @@ def create(
         "expires_ms": expires,
         "overflow": overflow,
         "max_priority": max_priority,
+        "max_redelivery": max_redelivery,
         "dead_letter_exchange": dead_letter_exchange,
         "dead_letter_routing_key": dead_letter_routing_key,
+        "dead_letter_queue": dead_letter_queue,
     }
     body = {
         "name": name,
@@ -188,6 +197,8 @@ def show(name: str, url: str, vpn: str, as_json: bool) -> None:
     table.add_row("subscriptions", "\n".join(data["subscriptions"]) or "-")
     limits = {k: v for k, v in data["limits"].items() if v is not None}
     table.add_row("limits", "\n".join(f"{k} = {v}" for k, v in limits.items()))
+    for key in ("dead_lettered", "dropped", "redelivery_exceeded"):
+        table.add_row(key.replace("_", "-"), str(data[key]))
     consumers = [
         f"{c['tag']} (prefetch {c['prefetch']}, unacked {c['unacked']}"
         f"{', no-ack' if c['no_ack'] else ''})"
@@ -211,14 +222,14 @@ def browse(name: str, count: int, url: str, vpn: str, as_json: bool) -> None:
         return
     table = Table(title=f"queue {name!r}: {len(data['messages'])} of {data['total']} "
                   "ready messages")
-    for column in ("#", "topic", "payload", "size", "redelivered"):
+    for column in ("#", "topic", "payload", "size", "redeliveries"):
         table.add_column(column)
     for m in data["messages"]:
         payload = m["payload"] if m["payload_encoding"] == "utf-8" else f"base64:{m['payload']}"
         if len(payload) > 60:
             payload = payload[:57] + "..."
         table.add_row(str(m["position"]), m["topic"], payload, str(m["size"]),
-                      _yes(m["redelivered"]))
+                      str(m["redeliveries"]))
     Console().print(table)
 
 

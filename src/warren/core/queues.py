@@ -11,9 +11,16 @@ A :class:`Queue` is a named, ordered store of messages with:
   back to the head with :meth:`Queue.reject` (requeue) or is dead-lettered;
 - limits: a message TTL, a per-message expiry, a maximum length in messages and in
   bytes with an overflow policy, priorities, and an idle expiry of the queue itself;
-- dead-lettering: an expired, rejected or overflowing message is handed to the
-  registry's ``dead_letter`` hook with the reason, which the protocol that owns
-  the dead-letter target (today AMQP: an exchange) routes on.
+- redelivery counting: every requeue (a consumer's negative settlement, or its
+  channel, flow or connection ending with the message unsettled) adds one to the
+  entry's ``redeliveries``; with ``max_redelivery`` set, a message that would be
+  redelivered more often than that is dead-lettered instead (reason
+  ``"delivery_limit"``, as RabbitMQ's quorum queues say);
+- dead-lettering: an expired, rejected, overflowing or delivery-limited message
+  goes to the queue's dead-letter target: a dead-letter exchange through the
+  registry's ``dead_letter`` hook, which the protocol that owns exchanges (AMQP)
+  installs, or a dead-letter queue of the same VPN (the native protocol's
+  dead-message queue). Without a target it is dropped, and counted.
 
 The core is synchronous and knows no protocol: consumers are reached through
 :class:`ConsumerSink`, time-based work (TTL, queue expiry) through the registry's
@@ -21,7 +28,7 @@ The core is synchronous and knows no protocol: consumers are reached through
 
 Storage: queues live in memory. Every point where a queue's durable state changes
 is marked ``# STORE:`` — enqueue, remove (ack, drop, dead-letter), requeue (the
-redelivered flag), purge, declare and delete. With a store (``registry.journal``),
+redelivery count), purge, declare and delete. With a store (``registry.journal``),
 a durable queue (``store_id`` set) journals its **persistent** messages (``qos`` >= 1:
 AMQP delivery mode 2, MQTT QoS >= 1) there; transient messages and non-durable
 queues never reach the store.
@@ -88,6 +95,9 @@ class QueueLimits:
     dead_letter_exchange: str | None = None
     dead_letter_routing_key: str | None = None
     max_priority: int | None = None  # 1..255: priorities 0..max_priority are kept apart
+    # Redeliveries a message may have; one more dead-letters it (0: never redeliver).
+    max_redelivery: int | None = None
+    dead_letter_queue: str | None = None  # used when there is no dead-letter exchange
 
 
 @dataclass(slots=True, eq=False)
@@ -96,6 +106,8 @@ class QueueEntry:
 
     ``source`` and ``key`` say how it was routed here (for AMQP: exchange and routing
     key); both are None for messages that arrived through a topic subscription.
+    ``redeliveries`` counts how often it was put back after a delivery (a small int:
+    the same slot a bool flag would take).
     """
 
     message: Message
@@ -104,9 +116,14 @@ class QueueEntry:
     key: str | None = None
     expires_at: float | None = None
     priority: int = 0
-    redelivered: bool = False
+    redeliveries: int = 0
     size: int = 0
     store_id: int = 0  # its id in the store; 0 while not stored
+
+    @property
+    def redelivered(self) -> bool:
+        """Whether it was delivered before (AMQP ``redelivered``, native ``rd``)."""
+        return self.redeliveries > 0
 
 
 class ConsumerSink(Protocol):
@@ -185,6 +202,12 @@ class Queue:
         self.ready_count = 0
         self.ready_bytes = 0
         self.unacked_count = 0
+        # Counters since start-up (management API, metrics): messages handed to the
+        # dead-letter target, dropped for want of one, and how many of either went
+        # because they reached max_redelivery.
+        self.dead_lettered = 0
+        self.dropped = 0
+        self.redelivery_exceeded = 0
         self.consumers: list[Consumer] = []
         self._next_consumer = 0
         self.had_consumers = False
@@ -232,7 +255,7 @@ class Queue:
         if limits.max_priority is not None and message.priority:
             priority = min(message.priority, limits.max_priority)
         entry = QueueEntry(
-            message, next(_seq), source, key, expires_at, priority, False, len(message.payload)
+            message, next(_seq), source, key, expires_at, priority, 0, len(message.payload)
         )
         if expires_at is not None and expires_at <= now and not self.consumers:
             # A message that expires on arrival (TTL 0) is only delivered to a
@@ -393,7 +416,8 @@ class Queue:
         *,
         dispatch: bool = True,
     ) -> None:
-        """Not processed: back to the head (``requeue``) or dead-lettered."""
+        """Not processed: back to the head (``requeue``, within ``max_redelivery``) or
+        dead-lettered."""
         self._settle(consumer)
         if requeue and not self.deleted:
             self.requeue(entry)
@@ -402,13 +426,24 @@ class Queue:
         if dispatch:
             self.dispatch()
 
-    def requeue(self, entry: QueueEntry) -> None:
-        """Put an unacked message back in its original place, marked redelivered."""
-        entry.redelivered = True
+    def requeue(self, entry: QueueEntry) -> bool:
+        """Put an unacked message back in its original place, one redelivery more.
+
+        Past the queue's ``max_redelivery`` it is dead-lettered instead (reason
+        ``"delivery_limit"``); then the answer is False.
+        """
+        redeliveries = entry.redeliveries + 1
+        limit = self.limits.max_redelivery
+        if limit is not None and redeliveries > limit:
+            self.redelivery_exceeded += 1
+            self._dead_letter(entry, "delivery_limit")
+            return False
+        entry.redeliveries = redeliveries
         if entry.store_id and self.store_id:
             journal = self.registry.journal
             assert journal is not None
-            journal.append(Redeliver(self.store_id, entry.store_id, 1))  # STORE: requeue
+            # STORE: requeue (the new count)
+            journal.append(Redeliver(self.store_id, entry.store_id, redeliveries))
         level = self._levels[entry.priority]
         if not level or level[0].seq > entry.seq:
             level.appendleft(entry)
@@ -425,6 +460,7 @@ class Queue:
         self._account(entry.size)
         if entry.expires_at is not None:
             self._schedule()
+        return True
 
     def release(self, consumer: Consumer | None) -> None:
         """An unacked message's acknowledgement is no longer expected (requeued elsewhere)."""
@@ -507,14 +543,27 @@ class Queue:
         self.expire()
 
     def _dead_letter(self, entry: QueueEntry, reason: str) -> None:
+        """Hand ``entry`` to the dead-letter target: the exchange (through the
+        registry's hook), else the dead-letter queue; without one it is dropped."""
         if entry.store_id:
-            # STORE: remove (dead-lettered; the hook re-publishes it elsewhere, in
-            # the same submission)
+            # STORE: remove (dead-lettered; the target re-publishes it, in the same
+            # submission)
             self._unstore(entry)
-        hook = self.registry.dead_letter
-        if hook is not None and self.limits.dead_letter_exchange is not None:
-            hook(self, entry, reason)
-
+        limits = self.limits
+        if limits.dead_letter_exchange is not None:
+            hook = self.registry.dead_letter
+            if hook is not None and hook(self, entry, reason):
+                self.dead_lettered += 1
+                return
+        elif limits.dead_letter_queue is not None:
+            target = self.registry.get(limits.dead_letter_queue)
+            # The message as it is (no x-death: the queue has no protocol of its
+            # own); a full target's overflow policy applies (refused: dropped).
+            if target is not None and target is not self and target.publish(entry.message):
+                self.dead_lettered += 1
+                return
+        self.dropped += 1
+        self.registry.router.stats.dropped += 1
 
     # --- STORE points -----------------------------------------------------------------
 
@@ -530,7 +579,7 @@ class Queue:
             entry.key,
             monotonic_to_wall(entry.expires_at),
             entry.priority,
-            1 if entry.redelivered else 0,
+            entry.redeliveries,
         )))
 
     def _unstore(self, entry: QueueEntry) -> None:
@@ -551,7 +600,7 @@ class Queue:
         message = messages.get(stored.message)
         entry = QueueEntry(
             message, next(_seq), stored.source, stored.key,
-            wall_to_monotonic(stored.expires_at), stored.priority, stored.redeliveries > 0,
+            wall_to_monotonic(stored.expires_at), stored.priority, stored.redeliveries,
             len(message.payload), stored.id,
         )
         if entry.priority >= len(self._levels):
@@ -599,7 +648,7 @@ class Queue:
             total += size
             levels[priority].append(QueueEntry(
                 message, next(seq), item.source, item.key, expires_at, priority,
-                item.redeliveries > 0, size, item.id,
+                item.redeliveries, size, item.id,
             ))
         self.ready_count += len(stored)
         self._account(total)
@@ -607,7 +656,9 @@ class Queue:
             self._schedule()
 
 
-DeadLetterHook = Callable[[Queue, QueueEntry, str], None]
+DeadLetterHook = Callable[[Queue, QueueEntry, str], bool]
+"""Route a dead-lettered entry to the queue's dead-letter exchange (queue, entry,
+reason); False when that exchange does not exist (the message is dropped)."""
 Timer = Callable[[float, Callable[[], None]], None]
 DeleteHook = Callable[[Queue], None]
 
@@ -675,7 +726,7 @@ class QueueRegistry:
             journal.append(PutQueue(QueueRecord(  # STORE: declare (durable queue)
                 queue.store_id, self.vpn_name, name, False, auto_delete,
                 lim.message_ttl, lim.expires, lim.max_length, lim.max_length_bytes,
-                lim.overflow.value, None, lim.max_priority, None,
+                lim.overflow.value, lim.max_redelivery, lim.max_priority, lim.dead_letter_queue,
                 lim.dead_letter_exchange, lim.dead_letter_routing_key, stored_arguments,
             )))
         queue.touch()

@@ -35,11 +35,13 @@ from warren.codecs.native import ACCESS_EXCLUSIVE, ACCESS_NON_EXCLUSIVE, Bind
 from warren.messaging._errors import (
     IllegalArgumentError,
     IllegalStateError,
+    InvalidDataTypeError,
     PubSubPlusClientError,
     PubSubTimeoutError,
 )
 from warren.messaging._listeners import call_listener
 from warren.messaging._message import InboundMessage, OutboundMessage
+from warren.messaging._properties import canonical_key
 from warren.messaging._publishers import (
     GRACE_PERIOD_DEFAULT_MS,
     LifecycleState,
@@ -67,6 +69,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("warren.messaging")
+
+MAX_REDELIVERY_PROPERTY = "receiver.persistent.max-redelivery"
+"""``warren.messaging.receiver.persistent.max-redelivery`` without its prefix."""
 
 
 # --- resources ------------------------------------------------------------------------
@@ -301,12 +306,13 @@ class _FlowBase:
     _browse = False
 
     def __init__(self, service: AsyncMessagingService, queue: Queue, create: bool,
-                 subscriptions: tuple[str, ...]) -> None:
+                 subscriptions: tuple[str, ...], max_redelivery: int | None = None) -> None:
         self._service = service
         self._engine = service._engine
         self._queue = queue
         self._create = create
         self._subscriptions = subscriptions
+        self._max_redelivery = max_redelivery  # for a queue this flow creates
         self._state = LifecycleState.NEW
         self._subscription_id = 0
         self._items: deque[_Item] = deque()
@@ -359,6 +365,7 @@ class _FlowBase:
             create=self._create or not queue.is_durable(),
             topics=self._subscriptions,
             browse=self._browse,
+            max_redelivery=self._max_redelivery,
         ))
         self._state = LifecycleState.RUNNING
         return self
@@ -411,8 +418,8 @@ class AsyncPersistentMessageReceiver(_FlowBase):
 
     def __init__(self, service: AsyncMessagingService, queue: Queue, create: bool,
                  subscriptions: tuple[str, ...], auto_ack: bool,
-                 outcomes: frozenset[Outcome]) -> None:
-        super().__init__(service, queue, create, subscriptions)
+                 outcomes: frozenset[Outcome], max_redelivery: int | None = None) -> None:
+        super().__init__(service, queue, create, subscriptions, max_redelivery)
         self._auto_ack = auto_ack
         self._outcomes = outcomes | {Outcome.ACCEPTED}
         self._handler_task: asyncio.Task[None] | None = None
@@ -511,8 +518,34 @@ class PersistentMessageReceiverBuilder:
         self._subscriptions: tuple[str, ...] = ()
         self._auto_ack = False
         self._outcomes: frozenset[Outcome] = frozenset()
+        self._max_redelivery: int | None = None
 
     def from_properties(self, configuration: Mapping[str, Any]) -> Self:
+        """Reads ``warren.messaging.receiver.persistent.max-redelivery``
+        (:meth:`with_max_redelivery`); other keys are ignored."""
+        for key, value in configuration.items():
+            if canonical_key(key) == MAX_REDELIVERY_PROPERTY:
+                self.with_max_redelivery(value)
+        return self
+
+    def with_max_redelivery(self, max_redelivery: int | None) -> Self:
+        """Warren: the maximum redelivery count of a queue this receiver creates
+        (``CREATE_ON_START``, or a non-durable queue), Solace's endpoint property
+        "max redelivery". A message redelivered that often and then settled FAILED
+        again (or left unsettled again) goes to the dead-message queue
+        ``#DEAD_MSG_QUEUE`` if it exists, else it is dropped. None (the default): no
+        limit; 0: never redelivered. A queue that exists keeps its own limit."""
+        if max_redelivery is not None:
+            if isinstance(max_redelivery, bool) or not isinstance(max_redelivery, int):
+                raise InvalidDataTypeError(
+                    f"max redelivery must be an int or None, not {type(max_redelivery).__name__}"
+                )
+            if not 0 <= max_redelivery <= 0xFFFF_FFFF:
+                raise IllegalArgumentError(
+                    f"max redelivery must be 0..4294967295 (or None: no limit), "
+                    f"not {max_redelivery}"
+                )
+        self._max_redelivery = max_redelivery
         return self
 
     def with_missing_resources_creation_strategy(
@@ -544,7 +577,7 @@ class PersistentMessageReceiverBuilder:
         if not isinstance(endpoint_to_consume_from, Queue):
             raise IllegalArgumentError("build() takes a Queue (Queue.durable_exclusive_queue(..))")
         return self._make(endpoint_to_consume_from, self._create, self._subscriptions,
-                          self._auto_ack, self._outcomes)
+                          self._auto_ack, self._outcomes, self._max_redelivery)
 
 
 class MessageQueueBrowserBuilder:

@@ -279,11 +279,12 @@ class Bind(Event, frozen=True):
     """BIND: consume (or browse) queue ``queue`` as flow ``subscription_id``.
 
     The flow's guaranteed deliveries carry ``subscription_id`` in DELIVER ``s``.
-    ``create`` creates a missing queue with ``durable`` and ``access``
-    (``"exclusive"`` or ``"non-exclusive"``); a non-durable queue belongs to this
-    connection and goes with it. ``topics`` are native filters added to the queue's
-    topic subscriptions. ``browse`` delivers copies of the queue's messages without
-    taking them. The server answers with a RESULT carrying ``request_id``.
+    ``create`` creates a missing queue with ``durable``, ``access``
+    (``"exclusive"`` or ``"non-exclusive"``) and ``max_redelivery`` (None: no limit;
+    0: never redelivered); a non-durable queue belongs to this connection and goes
+    with it. ``topics`` are native filters added to the queue's topic subscriptions.
+    ``browse`` delivers copies of the queue's messages without taking them. The
+    server answers with a RESULT carrying ``request_id``.
     """
 
     frame_type: ClassVar[FrameType] = FrameType.BIND
@@ -295,6 +296,7 @@ class Bind(Event, frozen=True):
     create: bool = False
     topics: tuple[Name, ...] = ()
     browse: bool = False
+    max_redelivery: U32 | None = None
 
 
 class Unbind(Event, frozen=True):
