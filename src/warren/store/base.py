@@ -101,6 +101,11 @@ class Store(Protocol):
         hot path pass it: looking the running loop up costs a getpid() system call."""
         ...
 
+    def flush(self) -> None:
+        """Hand what was submitted to storage now, not at the end of this loop turn
+        (a hint from a caller that batches by itself, such as the Journal)."""
+        ...
+
     def write(self, mutations: Sequence[Mutation]) -> asyncio.Future[None]:
         """:meth:`submit` for coroutines: a future of the running loop, set on commit."""
         ...

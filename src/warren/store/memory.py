@@ -133,6 +133,9 @@ class MemoryStore:
         if done is not None:
             fire([waiter(done, loop)], None)
 
+    def flush(self) -> None:
+        pass  # submissions apply at once
+
     def write(self, mutations: Sequence[Mutation]) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.submit(mutations, future_done(future))

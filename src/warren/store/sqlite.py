@@ -340,6 +340,12 @@ class SqliteStore:
         self.submit(mutations, future_done(future))
         return future
 
+    def flush(self) -> None:
+        """On the store's loop: send what is queued now (the Journal calls this at the
+        end of its turn, saving a loop iteration). Elsewhere the sender thread sends."""
+        if self._loop is not None and threading.get_ident() == self._loop_thread:
+            self._flush()
+
     def _kick(self) -> None:
         """Have what is queued sent: at the end of this loop turn (on the store's loop),
         or by the sender thread (which re-checks the queue after raising _idle, so a
