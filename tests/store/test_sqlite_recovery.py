@@ -19,6 +19,7 @@ from warren.store import (
     StoredMessage,
     write_sync,
 )
+from warren.store.sqlite_recovery import decode_message, load_messages
 
 
 def fill(path: Path) -> list[StoredEntry]:
@@ -87,5 +88,75 @@ def test_bodies_nothing_refers_to_are_deleted(tmp_path: Path, compact: bool) -> 
         assert entries[3].message.id not in store._refs
         assert len(store._refs) == 9
         assert store.stats().messages == 9
+    finally:
+        store.close()
+
+
+def every_option_combination(first_id: int) -> list[StoredMessage]:
+    """One message per subset of the eight optional fields (empty values included)."""
+    values = {
+        "content_type": ["text/plain; charset=\u00e9", ""],
+        "correlation_data": [b"\x00\xffcorr", b""],
+        "response_topic": ["reply/\u263a", ""],
+        "user_properties": [(("k", "v"), ("k", "v2"), ("\u00fc", "\"quoted\"")), ()],
+        "priority": [9, 0],
+        "message_id": ["m-1", ""],
+        "sender_id": ["client-\u00df", ""],
+        "extra": [b"\x01\x02", b""],
+    }
+    names = list(values)
+    out = []
+    for mask in range(1 << len(names)):
+        fields: dict[str, object] = {}
+        for bit, name in enumerate(names):
+            if mask >> bit & 1:
+                fields[name] = values[name][mask % 2 if bit % 3 else 0]
+        out.append(StoredMessage(
+            first_id + mask, f"t/{mask}", bytes([mask % 256]) * (mask % 7), qos=mask % 3,
+            retain=bool(mask & 2), payload_format_utf8=bool(mask & 4),
+            expires_at=None if mask % 5 else 1_900_000_000.123456789 + mask,
+            **fields,  # type: ignore[arg-type]
+        ))
+    return out
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "full"])
+def test_every_message_field_round_trips_in_both_scan_forms(tmp_path: Path, packed: bool) -> None:
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    list(store.recover())
+    messages = every_option_combination(store.next_id())
+    for _ in messages:
+        store.next_id()
+    write_sync(store, [
+        Enqueue(StoredEntry(1, store.next_id(), m)) for m in messages
+    ])
+    store.close()
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    try:
+        rows = load_messages(store._conn, 100, packed=packed)
+        assert {len(row) for row in rows.values()} == ({6} if packed else {13})
+        assert [decode_message(rows[m.id]) for m in messages] == messages
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("plain", [0, 400, 600, 1000])
+def test_the_scan_form_follows_a_sample_of_the_table(tmp_path: Path, plain: int) -> None:
+    """Packed when at least half the sampled messages set no optional field."""
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    list(store.recover())
+    write_sync(store, [
+        Enqueue(StoredEntry(1, store.next_id(), StoredMessage(
+            store.next_id(), "t", b"x", content_type=None if i < plain else "text/plain"
+        )))
+        for i in range(1000)
+    ])
+    store.close()
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    try:
+        rows = load_messages(store._conn, 100)
+        assert {len(row) for row in rows.values()} == ({6} if plain >= 500 else {13})
+        got = [decode_message(row) for row in rows.values()]
+        assert [m.content_type for m in got] == [None] * plain + ["text/plain"] * (1000 - plain)
     finally:
         store.close()

@@ -95,10 +95,10 @@ from warren.store.sqlite_batch import RowBuffer
 from warren.store.sqlite_recovery import (
     ENTRY_MESSAGE,
     ENTRY_QUEUE,
-    MESSAGE_ID,
     MESSAGE_PAYLOAD,
     EntryRows,
     decode_message,
+    load_messages,
     shared_ids,
 )
 
@@ -417,17 +417,8 @@ class SqliteStore:
         self._refs = refs
 
     def _load_messages(self) -> dict[int, tuple[Any, ...]]:
-        """Every stored message row by id (decoded later, by :func:`_decode_message`):
-        one ordered scan of ``messages``, the dict filled at C speed."""
-        messages: dict[int, tuple[Any, ...]] = {}
-        cursor = self._conn.execute(
-            "SELECT id, topic, payload, flags, content_type, correlation_data, response_topic,"
-            " user_properties, expires_at, priority, message_id, sender_id, extra FROM messages"
-        )
-        fill = messages.update
-        while rows := cursor.fetchmany(_SCAN_BATCH):
-            fill(zip(map(MESSAGE_ID, rows), rows, strict=True))
-        return messages
+        """Every stored message row by id (sqlite_recovery.load_messages)."""
+        return load_messages(self._conn, _SCAN_BATCH)
 
     def _count_refs(self) -> dict[int, int]:
         """References per message, when writing starts without a full recover()."""
