@@ -19,7 +19,12 @@ from warren.store import (
     StoredMessage,
     write_sync,
 )
-from warren.store.sqlite_recovery import decode_message, load_messages
+from warren.store.sqlite_recovery import (
+    decode_message,
+    entry_fields,
+    load_messages,
+    scan_entries,
+)
 
 
 def fill(path: Path) -> list[StoredEntry]:
@@ -158,5 +163,54 @@ def test_the_scan_form_follows_a_sample_of_the_table(tmp_path: Path, plain: int)
         assert {len(row) for row in rows.values()} == ({6} if plain >= 500 else {13})
         got = [decode_message(row) for row in rows.values()]
         assert [m.content_type for m in got] == [None] * plain + ["text/plain"] * (1000 - plain)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "full"])
+def test_every_entry_field_round_trips_in_both_scan_forms(tmp_path: Path, packed: bool) -> None:
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    list(store.recover())
+    message = StoredMessage(store.next_id(), "t", b"x")
+    entries = []
+    for i, (source, key) in enumerate(
+        [(None, None), ("", ""), ("amq.direct", "a.b"), ("\u00e9x", None), (None, "k\"")]
+    ):
+        for redeliveries in (0, 3):
+            entries.append(StoredEntry(
+                1 + i % 2, store.next_id(), message, source, key,
+                None if redeliveries else 1_900_000_000.987654321 + i, i * 3, redeliveries,
+            ))
+    write_sync(store, [Enqueue(e) for e in entries])
+    store.close()
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    try:
+        rows = scan_entries(store._conn, packed=packed).fetchall()
+        assert {len(row) for row in rows} == ({6} if packed else {8})
+        expected = sorted(entries, key=lambda e: (e.queue_id, e.id))
+        assert [entry_fields(row) for row in rows] == [
+            (e.queue_id, e.id, e.message.id, e.source, e.key, e.expires_at, e.priority,
+             e.redeliveries)
+            for e in expected
+        ]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("plain", [0, 499, 500, 1000])
+def test_the_entry_scan_form_follows_a_sample(tmp_path: Path, plain: int) -> None:
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    list(store.recover())
+    message = StoredMessage(store.next_id(), "t", b"x")
+    write_sync(store, [
+        Enqueue(StoredEntry(1, store.next_id(), message, None if i < plain else "ex"))
+        for i in range(1000)
+    ])
+    store.close()
+    store = SqliteStore(tmp_path / "w.db", synchronous="normal")
+    try:
+        rows = scan_entries(store._conn).fetchall()
+        assert {len(row) for row in rows} == ({6} if plain >= 500 else {8})
+        assert [entry_fields(row)[3] for row in rows] == [None] * plain + ["ex"] * (1000 - plain)
     finally:
         store.close()

@@ -98,7 +98,9 @@ from warren.store.sqlite_recovery import (
     MESSAGE_PAYLOAD,
     EntryRows,
     decode_message,
+    entry_fields,
     load_messages,
+    scan_entries,
     shared_ids,
 )
 
@@ -324,10 +326,7 @@ class SqliteStore:
                 message = built[mid] = decode_message(row)
             return message
 
-        cursor = conn.execute(
-            "SELECT queue_id, id, message, source, key, expires_at, priority, redeliveries"
-            " FROM queue_entries ORDER BY queue_id, id"
-        )
+        cursor = scan_entries(conn)
         # The hot loop of a big recovery, per batch of rows and at C speed (map,
         # Counter.update, bisect): no Python code runs per entry with ``compact``.
         count_refs = collections.Counter.update
@@ -352,10 +351,10 @@ class SqliteStore:
                     size = sum(map(len, map(MESSAGE_PAYLOAD, map(lookup, mids[start:end]))))
                     yield StoredEntryRows(queue_id, run, size, codec)
                 else:
-                    for queue_id, entry_id, mid, source, key, expires_at, priority, redeliveries in run:  # noqa: E501
+                    for row in run:
+                        fields = entry_fields(row)
                         yield new(entry_cls, (
-                            queue_id, entry_id, stored(mid), source, key, expires_at, priority,
-                            redeliveries,
+                            fields[0], fields[1], stored(fields[2]), *fields[3:]
                         ))
                 start = end
 

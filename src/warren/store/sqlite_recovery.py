@@ -25,7 +25,9 @@ __all__ = [
     "MESSAGE_PAYLOAD",
     "EntryRows",
     "decode_message",
+    "entry_fields",
     "load_messages",
+    "scan_entries",
     "shared_ids",
 ]
 
@@ -71,6 +73,24 @@ _SAMPLE: Final = (
 )
 SAMPLE_ROWS: Final = 1000
 
+# The same for queue entries: source, key (how AMQP routed it) and redeliveries
+# as one column, NULL for an entry that came through a topic subscription and was
+# never requeued; priority and expires_at stay columns (priority sorts rows into
+# levels before any entry is built).
+_ENTRY_PLAIN: Final = "source IS NULL AND key IS NULL AND redeliveries = 0"
+_SELECT_ENTRIES_PACKED: Final = (
+    "SELECT queue_id, id, message, expires_at, priority,"
+    f" CASE WHEN {_ENTRY_PLAIN} THEN NULL ELSE json_array(source, key, redeliveries) END"
+    " FROM queue_entries ORDER BY queue_id, id"
+)
+_SELECT_ENTRIES_FULL: Final = (
+    "SELECT queue_id, id, message, source, key, expires_at, priority, redeliveries"
+    " FROM queue_entries ORDER BY queue_id, id"
+)
+_SAMPLE_ENTRIES: Final = (
+    f"SELECT count(*), total({_ENTRY_PLAIN}) FROM (SELECT * FROM queue_entries LIMIT ?)"
+)
+
 
 def load_messages(
     conn: sqlite3.Connection, batch: int, *, packed: bool | None = None
@@ -91,6 +111,30 @@ def load_messages(
     while rows := cursor.fetchmany(batch):
         fill(zip(map(MESSAGE_ID, rows), rows, strict=True))
     return messages
+
+
+def scan_entries(conn: sqlite3.Connection, *, packed: bool | None = None) -> sqlite3.Cursor:
+    """A cursor over every queue entry in (queue, id) order, for :func:`entry_fields`;
+    ``packed`` as for :func:`load_messages`."""
+    if packed is None:
+        rows_seen, plain = conn.execute(_SAMPLE_ENTRIES, (SAMPLE_ROWS,)).fetchone()
+        packed = plain * 2 >= rows_seen
+    try:
+        return conn.execute(_SELECT_ENTRIES_PACKED if packed else _SELECT_ENTRIES_FULL)
+    except sqlite3.OperationalError:  # an SQLite without JSON functions
+        return conn.execute(_SELECT_ENTRIES_FULL)
+
+
+def entry_fields(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of :func:`scan_entries` (either form) as (queue_id, id, message id,
+    source, key, expires_at, priority, redeliveries)."""
+    if len(row) == 8:
+        return row
+    queue_id, entry_id, mid, expires_at, priority, options = row
+    if options is None:
+        return queue_id, entry_id, mid, None, None, expires_at, priority, 0
+    source, key, redeliveries = json.loads(options)
+    return queue_id, entry_id, mid, source, key, expires_at, priority, redeliveries
 
 
 def decode_message(row: tuple[Any, ...]) -> StoredMessage:
@@ -132,9 +176,9 @@ def shared_ids(refs: dict[int, int]) -> Container[int]:
 class EntryRows:
     """The :class:`~warren.store.records.EntryRowCodec` of recovered queue entries.
 
-    A row is a ``queue_entries`` row as scanned (queue_id, id, message, source, key,
-    expires_at, priority, redeliveries); its message is the ``messages`` row of that
-    id, kept in ``messages`` until the entry is built or dropped. Once recovery has
+    A row is a ``queue_entries`` row as scanned (:func:`scan_entries`); its message
+    is the ``messages`` row of that id, kept in ``messages`` until the entry is
+    built or dropped. Once recovery has
     finished (:meth:`release`), a message row referenced only by that entry goes
     with it, so memory shrinks as the recovered queues drain.
     """
@@ -156,7 +200,9 @@ class EntryRows:
         return self._messages.pop(mid)
 
     def entry(self, row: Any) -> StoredEntry:
-        queue_id, entry_id, mid, source, key, expires_at, priority, redeliveries = row
+        queue_id, entry_id, mid, source, key, expires_at, priority, redeliveries = (
+            entry_fields(row)
+        )
         return tuple.__new__(StoredEntry, (
             queue_id, entry_id, decode_message(self._message_row(mid)), source, key,
             expires_at, priority, redeliveries,
@@ -167,4 +213,4 @@ class EntryRows:
         return row[1], row[2]
 
     def priority(self, row: Any) -> int:
-        return row[6]  # type: ignore[no-any-return]
+        return row[6] if len(row) == 8 else row[4]  # type: ignore[no-any-return]
