@@ -433,7 +433,12 @@ class Queue:
         """
         for level in reversed(self._levels):
             while level:
-                entry = self._take(level)
+                item = level.popleft()  # the dispatch hot path: one type test added
+                if type(item) is _Backlog:  # recovered entries: one is built as it leaves
+                    level.appendleft(item)
+                    entry = self._take(level)
+                else:
+                    entry = item  # type: ignore[assignment]
                 self.ready_count -= 1
                 self._account(-entry.size)
                 if entry.expires_at is not None and entry.expires_at <= now:
@@ -632,7 +637,8 @@ class Queue:
         deadline: float | None = None
         for level in self._levels:
             if level:
-                at = self._head(level).expires_at
+                head = level[0]
+                at = (head if isinstance(head, QueueEntry) else head.head()).expires_at
                 if at is not None and (deadline is None or at < deadline):
                     deadline = at
         expires = self.limits.expires
