@@ -77,9 +77,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def serve(data_dir: Path) -> tuple[float, float]:
-    """Seconds from exec to the ready file, and the broker's CPU seconds by then
-    (less sensitive than wall time to other load on the machine)."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def serve(data_dir: Path) -> tuple[float, float, float]:
+    """Seconds from exec to the ready file, the broker's CPU seconds by then (less
+    sensitive than wall time to other load on the machine) and its RSS in MiB."""
     ready = data_dir / "ready.json"
     ready.unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "from warren.cli.main import main; main()", "serve",
@@ -94,6 +102,7 @@ def serve(data_dir: Path) -> tuple[float, float]:
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
         cpu = cpu_seconds(proc.pid)
+        rss = rss_mib(proc.pid)
         json.loads(ready.read_text() or "{}")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -101,7 +110,7 @@ def serve(data_dir: Path) -> tuple[float, float]:
     for line in out.splitlines():
         if "recovered" in line:
             print("  broker:", line.strip())
-    return elapsed, cpu
+    return elapsed, cpu, rss
 
 
 def profile(data_dir: Path) -> None:
@@ -150,8 +159,9 @@ def main() -> None:
             fill(data_dir / "warren.db", args.messages, queues=args.queues, amqp=args.amqp)
             print(f"filled {args.messages} messages in {time.perf_counter() - t0:.1f} s")
         for _ in range(args.repeat):
-            elapsed, cpu = serve(data_dir)
-            print(f"warren serve ready after {elapsed:.2f} s (broker CPU {cpu:.2f} s)")
+            elapsed, cpu, rss = serve(data_dir)
+            print(f"warren serve ready after {elapsed:.2f} s (broker CPU {cpu:.2f} s,"
+                  f" RSS {rss:.0f} MiB)")
         if args.profile:
             profile(data_dir)
 

@@ -125,8 +125,11 @@ def every_option_combination(first_id: int) -> list[StoredMessage]:
     return out
 
 
+@pytest.mark.parametrize("decoded", [False, True], ids=["rows", "decoded"])
 @pytest.mark.parametrize("packed", [True, False], ids=["packed", "full"])
-def test_every_message_field_round_trips_in_both_scan_forms(tmp_path: Path, packed: bool) -> None:
+def test_every_message_field_round_trips_in_both_scan_forms(
+    tmp_path: Path, packed: bool, decoded: bool
+) -> None:
     store = SqliteStore(tmp_path / "w.db", synchronous="normal")
     list(store.recover())
     messages = every_option_combination(store.next_id())
@@ -138,9 +141,13 @@ def test_every_message_field_round_trips_in_both_scan_forms(tmp_path: Path, pack
     store.close()
     store = SqliteStore(tmp_path / "w.db", synchronous="normal")
     try:
-        rows = load_messages(store._conn, 100, packed=packed)
-        assert {len(row) for row in rows.values()} == ({6} if packed else {13})
-        assert [decode_message(rows[m.id]) for m in messages] == messages
+        rows = load_messages(store._conn, 100, packed=packed, decoded=decoded)
+        if decoded:
+            assert [rows[m.id] for m in messages] == messages
+            assert all(type(rows[m.id]) is StoredMessage for m in messages)
+        else:
+            assert {len(row) for row in rows.values()} == ({6} if packed else {13})
+            assert [decode_message(rows[m.id]) for m in messages] == messages
     finally:
         store.close()
 

@@ -98,7 +98,6 @@ from warren.store.sqlite_recovery import (
     MESSAGE_PAYLOAD,
     EntryRows,
     decode_message,
-    entry_fields,
     load_messages,
     scan_entries,
     shared_ids,
@@ -309,15 +308,19 @@ class SqliteStore:
             ):
                 yield decode_record(cls.KIND, body)
 
-        messages = self._load_messages()
+        # Without ``compact`` every message is decoded once, up front (as it will all
+        # be needed); with it, messages stay rows for the codec, and what the stream
+        # decodes itself (deliveries, retained messages) shares one StoredMessage per
+        # id through ``built``.
+        messages = self._load_messages(decoded=not compact)
         codec = EntryRows(messages)
         refs: dict[int, int] = {}
         missing = 0
-        # What is decoded during the stream (every entry without ``compact``,
-        # deliveries, retained messages) shares one StoredMessage per id.
         built: dict[int, StoredMessage] = {}
 
         def stored(mid: int) -> StoredMessage | None:
+            if not compact:
+                return messages.get(mid)  # type: ignore[return-value]
             message = built.get(mid)
             if message is None:
                 row = messages.get(mid)
@@ -326,7 +329,8 @@ class SqliteStore:
                 message = built[mid] = decode_message(row)
             return message
 
-        cursor = scan_entries(conn)
+        # Without ``compact`` the entries are read in full: unpacked straight away.
+        cursor = scan_entries(conn, packed=None if compact else False)
         # The hot loop of a big recovery, per batch of rows and at C speed (map,
         # Counter.update, bisect): no Python code runs per entry with ``compact``.
         count_refs = collections.Counter.update
@@ -351,10 +355,10 @@ class SqliteStore:
                     size = sum(map(len, map(MESSAGE_PAYLOAD, map(lookup, mids[start:end]))))
                     yield StoredEntryRows(queue_id, run, size, codec)
                 else:
-                    for row in run:
-                        fields = entry_fields(row)
+                    for queue_id, entry_id, mid, source, key, expires_at, priority, again in run:
                         yield new(entry_cls, (
-                            fields[0], fields[1], stored(fields[2]), *fields[3:]
+                            queue_id, entry_id, lookup(mid), source, key, expires_at, priority,
+                            again,
                         ))
                 start = end
 
@@ -415,9 +419,10 @@ class SqliteStore:
             codec.release(shared)
         self._refs = refs
 
-    def _load_messages(self) -> dict[int, tuple[Any, ...]]:
-        """Every stored message row by id (sqlite_recovery.load_messages)."""
-        return load_messages(self._conn, _SCAN_BATCH)
+    def _load_messages(self, *, decoded: bool) -> dict[int, tuple[Any, ...]]:
+        """Every stored message by id, as a row or a StoredMessage
+        (sqlite_recovery.load_messages)."""
+        return load_messages(self._conn, _SCAN_BATCH, decoded=decoded)
 
     def _count_refs(self) -> dict[int, int]:
         """References per message, when writing starts without a full recover()."""
