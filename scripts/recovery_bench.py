@@ -4,9 +4,11 @@
     python scripts/recovery_bench.py --messages 1000000 --profile  # + cProfile of _recover
 
 Fills a fresh data dir with N persistent messages in one durable queue ``q1`` of
-VPN ``default`` (through the store API directly, 100-byte payloads), then times
+VPN ``default`` (through the store API directly, 100-byte payloads; ``--queues``
+spreads them over more, ``--amqp`` gives them properties and routing), then times
 ``warren serve --data-dir DIR --ready-file F`` from exec until the ready file
-appears, and prints the broker's own "recovered ... in X s" log line.
+appears (with the broker's CPU time by then), and prints the broker's own
+"recovered ... in X s" log line.
 ``--profile`` then runs ``Broker.open_store()`` in-process under cProfile.
 """
 
@@ -35,16 +37,32 @@ from warren.store import (
 from warren.store.records import Mutation
 
 
-def fill(path: Path, count: int, payload: int = 100) -> None:
+def fill(
+    path: Path, count: int, payload: int = 100, queues: int = 1, amqp: bool = False
+) -> None:
+    """``count`` messages, round robin over durable queues q1..qN; with ``amqp``, each
+    message carries a content type, correlation id, message id and a header, and
+    each entry the exchange and routing key it came through."""
     store = SqliteStore(path, synchronous="off", max_batch=100_000)
     list(store.recover())
     body = os.urandom(payload)
-    write_sync(store, [PutQueue(QueueRecord(1, "default", "q1"))])
+    write_sync(store, [PutQueue(QueueRecord(q, "default", f"q{q}")) for q in range(1, queues + 1)])
     batch: list[Mutation] = []
-    for _ in range(count):
+    for i in range(count):
         mid = store.next_id()
-        message = StoredMessage(mid, "sensors/temp", body, qos=1)
-        batch.append(Enqueue(StoredEntry(1, store.next_id(), message)))
+        queue = i % queues + 1
+        if amqp:
+            message = StoredMessage(
+                mid, "sensors/temp", body, qos=1, content_type="application/json",
+                correlation_data=b"c-%d" % i, user_properties=(("x-source", "bench"),),
+                message_id=f"m-{i}",
+            )
+            entry = StoredEntry(queue, store.next_id(), message, "amq.direct", f"q{queue}")
+        else:
+            entry = StoredEntry(
+                queue, store.next_id(), StoredMessage(mid, "sensors/temp", body, qos=1)
+            )
+        batch.append(Enqueue(entry))
         if len(batch) == 100_000:
             write_sync(store, batch)
             batch = []
@@ -53,7 +71,23 @@ def fill(path: Path, count: int, payload: int = 100) -> None:
     store.close()
 
 
-def serve(data_dir: Path) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def serve(data_dir: Path) -> tuple[float, float, float]:
+    """Seconds from exec to the ready file, the broker's CPU seconds by then (less
+    sensitive than wall time to other load on the machine) and its RSS in MiB."""
     ready = data_dir / "ready.json"
     ready.unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "from warren.cli.main import main; main()", "serve",
@@ -67,6 +101,8 @@ def serve(data_dir: Path) -> float:
                 raise SystemExit(f"warren serve exited {proc.returncode}:\n{proc.stdout.read()}")  # type: ignore[union-attr]
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid)
+        rss = rss_mib(proc.pid)
         json.loads(ready.read_text() or "{}")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -74,7 +110,7 @@ def serve(data_dir: Path) -> float:
     for line in out.splitlines():
         if "recovered" in line:
             print("  broker:", line.strip())
-    return elapsed
+    return elapsed, cpu, rss
 
 
 def profile(data_dir: Path) -> None:
@@ -107,6 +143,9 @@ def profile(data_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--queues", type=int, default=1, help="spread over q1..qN")
+    parser.add_argument("--amqp", action="store_true",
+                        help="messages with AMQP-style properties and routing")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where the temporary data dir goes")
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep this data dir")
@@ -117,10 +156,12 @@ def main() -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         if not (data_dir / "warren.db").exists():
             t0 = time.perf_counter()
-            fill(data_dir / "warren.db", args.messages)
+            fill(data_dir / "warren.db", args.messages, queues=args.queues, amqp=args.amqp)
             print(f"filled {args.messages} messages in {time.perf_counter() - t0:.1f} s")
         for _ in range(args.repeat):
-            print(f"warren serve ready after {serve(data_dir):.2f} s")
+            elapsed, cpu, rss = serve(data_dir)
+            print(f"warren serve ready after {elapsed:.2f} s (broker CPU {cpu:.2f} s,"
+                  f" RSS {rss:.0f} MiB)")
         if args.profile:
             profile(data_dir)
 

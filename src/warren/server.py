@@ -60,6 +60,7 @@ from warren.store import (
     StorageError,
     Store,
     StoredEntry,
+    StoredEntryRows,
 )
 from warren.store.journal import Journal
 
@@ -188,8 +189,10 @@ class Broker:
         """Rebuild sessions, their subscriptions and deliveries, and retained messages.
 
         Runs inside the store's recovery loop (the cyclic GC is paused there), one
-        :class:`Message` per stored message; then freezes what it built, which lives
-        as long as the broker (docs/storage.md, "Measured").
+        :class:`Message` per stored message of a session or a retained topic; queue
+        entries stay in the store's compact rows until they are needed
+        (``Queue.restore_rows``). Then freezes what it built, which lives as long as
+        the broker (docs/storage.md, "Broker recovery").
         """
         settings = self.mqtt_settings
         sessions: dict[int, Session] = {}
@@ -198,14 +201,20 @@ class Broker:
         counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0,
                   "exchanges": 0, "queues": 0, "bindings": 0, "queued messages": 0}
         skipped: set[str] = set()
-        # Queue entries arrive in (queue, id) order: gathered per queue here, built
-        # in one tight loop per queue (Queue.restore_many) once the scan is done.
+        # Queue entries arrive in (queue, id) order, as runs of rows (compact) or one
+        # by one: gathered per queue here, restored once the stream has ended (the
+        # rows may only be decoded then) in one call per queue.
+        runs: dict[int, list[StoredEntryRows]] = {}
         pending: dict[int, list[StoredEntry]] = {}
         current_id = -1
         current: list[StoredEntry] | None = None
-        for item in store.recover():
+        for item in store.recover(compact=True):
             cls = item.__class__
-            if cls is StoredEntry:
+            if cls is StoredEntryRows:
+                rows: StoredEntryRows = item  # type: ignore[assignment]
+                if rows.queue_id in queues:
+                    runs.setdefault(rows.queue_id, []).append(rows)
+            elif cls is StoredEntry:
                 entry: StoredEntry = item  # type: ignore[assignment]
                 if entry.queue_id != current_id:
                     current_id = entry.queue_id
@@ -265,10 +274,13 @@ class Broker:
         collecting = gc.isenabled()
         gc.disable()
         try:
+            for queue_id, queue_runs in runs.items():
+                queues[queue_id].restore_rows(queue_runs)
+                counts["queued messages"] += sum(len(run.rows) for run in queue_runs)
             for queue_id, entries in pending.items():
                 queues[queue_id].restore_many(entries, messages)
                 counts["queued messages"] += len(entries)
-            del pending, current
+            del runs, pending, current
         finally:
             if collecting:
                 gc.enable()

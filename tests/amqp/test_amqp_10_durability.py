@@ -209,3 +209,52 @@ def test_amqp_10_full_store_nacks_instead_of_confirming(make_broker, uid):
     finally:
         if conn.is_open:
             conn.close()
+
+
+def test_amqp_10_priority_queue_requeue_and_purge_across_restart(make_broker, uid):
+    """A recovered priority queue (its entries restored lazily, built as they reach
+    the head) delivers by priority, then publish order; a rejected message goes
+    back to the head, redelivered; a purge right after a restart (nothing built
+    yet) is stored: the next restart finds the queue empty."""
+    b = make_broker()
+    q = f"{uid}.prio"
+    args = {"x-max-priority": 5}
+    conn = _connect(b)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare(q, durable=True, arguments=args)
+    for i, priority in enumerate([0, 3, 9, 3, 0, 5]):  # 9 counts as 5 (x-max-priority)
+        props = pika.BasicProperties(delivery_mode=2, priority=priority)
+        ch.basic_publish("", q, f"m{i}".encode(), props)
+    conn.close()
+
+    b2 = make_broker.launcher.restart(b)  # type: ignore[attr-defined]
+    conn = _connect(b2)
+    try:
+        ch = conn.channel()
+        assert _ready(ch, q) == 6
+        method, _, body = ch.basic_get(q)
+        assert body == b"m2" and not method.redelivered
+        ch.basic_reject(method.delivery_tag, requeue=True)
+        got = receive(ch, q, 6, auto_ack=True)
+        assert [body for _, _, body in got] == [b"m2", b"m5", b"m1", b"m3", b"m0", b"m4"]
+        assert [m.redelivered for m, _, _ in got] == [True] + [False] * 5
+        ch.confirm_delivery()
+        for i in range(3):
+            ch.basic_publish("", q, f"p{i}".encode(), PERSISTENT)
+    finally:
+        conn.close()
+
+    b3 = make_broker.launcher.restart(b2)  # type: ignore[attr-defined]
+    conn = _connect(b3)
+    try:
+        ch = conn.channel()
+        assert ch.queue_purge(q).method.message_count == 3
+    finally:
+        conn.close()
+    b4 = make_broker.launcher.restart(b3)  # type: ignore[attr-defined]
+    conn = _connect(b4)
+    try:
+        assert _ready(conn.channel(), q) == 0
+    finally:
+        conn.close()

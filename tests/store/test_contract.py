@@ -44,6 +44,7 @@ from warren.store import (
     StorageError,
     Store,
     StoredEntry,
+    StoredEntryRows,
     StoredMessage,
     UpdateSessionDelivery,
     write_sync,
@@ -263,6 +264,50 @@ def test_retained_messages(open_store: OpenStore) -> None:
     store, items = restart(open_store)
     assert [r.topic for r in of_type(items, RetainedRecord)] == ["home/temp", "home/temp"]
     assert of_type(items, StoredEntry)[0].message == shared  # still referenced by the queue
+
+
+def expand(items: list[Recovered]) -> list[Recovered]:
+    """A compact recovery stream with each run of rows decoded into its entries."""
+    out: list[Recovered] = []
+    for item in items:
+        if isinstance(item, StoredEntryRows):
+            entries = [item.codec.entry(row) for row in item.rows]
+            assert {e.queue_id for e in entries} == {item.queue_id}
+            assert item.size == sum(len(e.message.payload) for e in entries)
+            out.extend(entries)
+        else:
+            out.append(item)
+    return out
+
+
+def test_compact_recovery_streams_the_same_entries_as_rows(open_store: OpenStore) -> None:
+    store = open_store()
+    list(store.recover())
+    q1, q2 = QueueRecord(store.next_id(), "default", "q1"), QueueRecord(
+        store.next_id(), "default", "q2", max_priority=9
+    )
+    shared = full_message(store.next_id())
+    muts: list[Mutation] = [PutQueue(q1), PutQueue(q2)]
+    for i in range(30):
+        message = shared if i % 10 == 0 else StoredMessage(
+            store.next_id(), f"t/{i}", b"x" * i, qos=1, expires_at=1_900_000_000.0 + i
+        )
+        queue = q1 if i % 3 else q2
+        muts.append(Enqueue(StoredEntry(
+            queue.id, store.next_id(), message, "ex" if i % 2 else None, "k", None, i % 10,
+            i % 4,
+        )))
+    session = SessionRecord(store.next_id(), "default", "c", None, 60, None, 5)
+    muts += [PutSession(session),
+             PutSessionDelivery(SessionDelivery(session.id, store.next_id(), shared, 1)),
+             SetRetained(RetainedRecord("default", "r", shared))]
+    write(store, muts)
+    store, items = restart(open_store)
+    compact = list(open_store().recover(compact=True))
+    assert of_type(compact, StoredEntry) == []
+    assert {r.queue_id for r in of_type(compact, StoredEntryRows)} == {q1.id, q2.id}  # type: ignore[union-attr]
+    assert expand(compact) == items
+    assert len(of_type(items, StoredEntry)) == 30
 
 
 def test_ids_keep_growing_across_restarts(open_store: OpenStore) -> None:

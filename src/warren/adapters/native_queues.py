@@ -420,10 +420,4 @@ def _ids(first: int, last: int, unsettled: Mapping[int, object]) -> list[int]:
 
 def _remove_ready(queue: Queue, entry: QueueEntry) -> bool:
     """Take a browsed message out of the queue (QueueBrowser.remove)."""
-    for level in queue._levels:
-        if entry in level:
-            level.remove(entry)
-            queue.ready_count -= 1
-            queue._account(-entry.size)
-            return True
-    return False
+    return queue.remove_ready(entry)

@@ -32,6 +32,12 @@ redelivery count), purge, declare and delete. With a store (``registry.journal``
 a durable queue (``store_id`` set) journals its **persistent** messages (``qos`` >= 1:
 AMQP delivery mode 2, MQTT QoS >= 1) there; transient messages and non-durable
 queues never reach the store.
+
+Recovery is lazy (:meth:`Queue.restore_rows`): a recovered queue keeps its entries
+in the store's rows (a :class:`_Backlog` in each priority level) and builds the
+:class:`QueueEntry` and :class:`Message` of one when it is needed — at the head of
+its level (dispatch, get, expiry, overflow, the next TTL deadline) or browsed. All
+access to a level's contents goes through ``_head``, ``_take`` and the backlog.
 """
 
 from __future__ import annotations
@@ -40,21 +46,23 @@ import enum
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from warren.core.message import Message
-from warren.core.persistence import MessageCache, stored_message
+from warren.core.persistence import MessageCache, message_from_stored, stored_message
 from warren.store.journal import Journal
 from warren.store.records import (
     DeleteQueue,
     Dequeue,
     Enqueue,
+    EntryRowCodec,
     PutQueue,
     QueueRecord,
     Redeliver,
     StoredEntry,
+    StoredEntryRows,
     monotonic_to_wall,
     wall_to_monotonic,
 )
@@ -167,7 +175,114 @@ class QueueError(Exception):
         self.reason = reason
 
 
-_seq = itertools.count(1)
+_seq = itertools.count(1)  # QueueEntry.seq: publish order, across queues
+
+
+def _reserve_seqs(count: int) -> int:
+    """The first of ``count`` consecutive ``seq`` values that ``_seq`` will not give."""
+    global _seq
+    first = next(_seq)
+    _seq = itertools.count(first + count)
+    return first
+
+
+class _Backlog:
+    """Recovered entries of one priority level, still in their store's rows.
+
+    It sits in its level's deque where those entries belong: behind anything
+    requeued since, ahead of anything published since. ``items[start:]`` are the
+    entries still queued, in order: ``items[start:built]`` built already (browsed,
+    or peeked at as a head), the rest rows. Entries are built in order and take
+    ``seq`` from a range reserved at recovery, so ``seq`` order stays queue order
+    (``Queue.requeue`` relies on it).
+    """
+
+    __slots__ = ("built", "codec", "items", "next_seq", "priority", "start")
+
+    def __init__(self, codec: EntryRowCodec, items: list[Any], priority: int) -> None:
+        self.codec = codec
+        self.items = items
+        self.priority = priority
+        self.start = 0
+        self.built = 0
+        self.next_seq = _reserve_seqs(len(items))
+
+    def __len__(self) -> int:
+        return len(self.items) - self.start
+
+    def _build(self) -> QueueEntry:
+        """Build the first entry still a row (at ``built``)."""
+        index = self.built
+        stored = self.codec.entry(self.items[index])
+        message = message_from_stored(stored.message)
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        entry = QueueEntry(
+            message, seq, stored.source, stored.key, wall_to_monotonic(stored.expires_at),
+            self.priority, stored.redeliveries > 0, len(message.payload), stored.id,
+        )
+        self.items[index] = entry
+        self.built = index + 1
+        return entry
+
+    def head(self) -> QueueEntry:
+        """The first queued entry (the backlog is not empty)."""
+        start = self.start
+        if start == self.built:
+            return self._build()
+        entry: QueueEntry = self.items[start]
+        return entry
+
+    def take(self) -> QueueEntry:
+        """Remove and return the first queued entry (the backlog is not empty)."""
+        entry = self.head()
+        start = self.start
+        self.items[start] = None  # the entry belongs to its consumer now
+        self.start = start + 1
+        return entry
+
+    def first_seq(self) -> int:
+        """The ``seq`` of the first queued entry, built or not."""
+        if self.start < self.built:
+            seq: int = self.items[self.start].seq
+            return seq
+        return self.next_seq
+
+    def entries(self) -> Iterator[QueueEntry]:
+        """The queued entries in order, each built as it comes (browsing)."""
+        index = self.start
+        while True:
+            index = max(index, self.start)  # entries taken meanwhile are not queued
+            if index >= len(self.items):
+                return
+            yield self.items[index] if index < self.built else self._build()
+            index += 1
+
+    def remove(self, entry: QueueEntry) -> bool:
+        """Take out ``entry`` if it is one of the queued ones (built: browsed)."""
+        items = self.items
+        for index in range(self.start, self.built):
+            if items[index] is entry:
+                del items[index]
+                self.built -= 1
+                return True
+        return False
+
+    def clear(self, queue: Queue) -> None:
+        """Drop every queued entry (purge), journalling their removal if stored."""
+        items = self.items
+        journal = queue.registry.journal if queue.store_id else None
+        for index in range(self.start, self.built):
+            entry: QueueEntry = items[index]
+            if journal is not None and entry.store_id:
+                queue._unstore(entry)  # STORE: remove (purged)
+        drop = self.codec.drop
+        for index in range(self.built, len(items)):
+            entry_id, message_id = drop(items[index])
+            if journal is not None:
+                journal.append(Dequeue(queue.store_id, entry_id, message_id))  # STORE: ditto
+        items.clear()
+        self.start = self.built = 0
 
 
 class Queue:
@@ -198,7 +313,9 @@ class Queue:
         levels = (self.limits.max_priority or 0) + 1
         # One FIFO per priority level: dispatch takes the highest non-empty one.
         # A deque per level keeps push/pop O(1); there are at most 256 levels.
-        self._levels: list[deque[QueueEntry]] = [deque() for _ in range(levels)]
+        # Recovered entries wait in a _Backlog (one deque item for many entries).
+        self._levels: list[deque[QueueEntry | _Backlog]] = [deque() for _ in range(levels)]
+        self._backlogs = False  # whether any level ever held a _Backlog
         self.ready_count = 0
         self.ready_bytes = 0
         self.unacked_count = 0
@@ -303,11 +420,29 @@ class Queue:
         self.ready_count += 1
         self._account(entry.size)
 
+    @staticmethod
+    def _head(level: deque[QueueEntry | _Backlog]) -> QueueEntry:
+        """The first entry of a non-empty level (built now if it was recovered)."""
+        item = level[0]
+        return item if isinstance(item, QueueEntry) else item.head()
+
+    @staticmethod
+    def _take(level: deque[QueueEntry | _Backlog]) -> QueueEntry:
+        """Remove and return the first entry of a non-empty level."""
+        item = level[0]
+        if isinstance(item, QueueEntry):
+            level.popleft()
+            return item
+        entry = item.take()
+        if not item:
+            level.popleft()
+        return entry
+
     def _pop_oldest(self) -> QueueEntry:
         """The head of the lowest non-empty priority level (what overflow drops)."""
         for level in self._levels:
             if level:
-                entry = level.popleft()
+                entry = self._take(level)
                 self.ready_count -= 1
                 self._account(-entry.size)
                 return entry
@@ -321,7 +456,12 @@ class Queue:
         """
         for level in reversed(self._levels):
             while level:
-                entry = level.popleft()
+                item = level.popleft()  # the dispatch hot path: one type test added
+                if type(item) is _Backlog:  # recovered entries: one is built as it leaves
+                    level.appendleft(item)
+                    entry = self._take(level)
+                else:
+                    entry = item  # type: ignore[assignment]
                 self.ready_count -= 1
                 self._account(-entry.size)
                 if entry.expires_at is not None and entry.expires_at <= now:
@@ -445,13 +585,15 @@ class Queue:
             # STORE: requeue (the new count)
             journal.append(Redeliver(self.store_id, entry.store_id, redeliveries))
         level = self._levels[entry.priority]
-        if not level or level[0].seq > entry.seq:
+        if not level or _first_seq(level[0]) > entry.seq:
             level.appendleft(entry)
         else:
             # Keep publish order among requeued messages (they come back in any order).
+            # A backlog is never split: all of it was behind a message taken from
+            # this level, so all of it has a greater seq.
             index = 0
             for index, queued in enumerate(level):  # noqa: B007
-                if queued.seq > entry.seq:
+                if _first_seq(queued) > entry.seq:
                     break
             else:
                 index = len(level)
@@ -478,12 +620,14 @@ class Queue:
         """Drop every ready message; returns how many."""
         count = self.ready_count
         for level in self._levels:
-            if self.store_id:
-                # STORE: remove (purged). Ready entries only: unacknowledged ones
-                # stay stored until they are settled (PurgeQueue would drop them).
-                for entry in level:
-                    if entry.store_id:
-                        self._unstore(entry)
+            # STORE: remove (purged). Ready entries only: unacknowledged ones
+            # stay stored until they are settled (PurgeQueue would drop them).
+            if self.store_id or self._backlogs:
+                for item in level:
+                    if not isinstance(item, QueueEntry):
+                        item.clear(self)  # recovered entries: dropped without being built
+                    elif self.store_id and item.store_id:
+                        self._unstore(item)
             level.clear()
         self.ready_count = 0
         self._account(-self.ready_bytes)
@@ -496,16 +640,43 @@ class Queue:
             self._schedule()
 
     def iter_ready(self) -> Iterator[QueueEntry]:
+        """The ready entries in delivery order (recovered ones are built as they come)."""
         for level in reversed(self._levels):
-            yield from level
+            for item in level:
+                if isinstance(item, QueueEntry):
+                    yield item
+                else:
+                    yield from item.entries()
+
+    def remove_ready(self, entry: QueueEntry) -> bool:
+        """Take a ready ``entry`` (one :meth:`iter_ready` gave) out of the queue.
+
+        Nothing is journalled: the caller settles it. False if it is not ready.
+        """
+        level = self._levels[entry.priority]
+        for index, item in enumerate(level):
+            if item is entry:
+                del level[index]
+                break
+            if isinstance(item, _Backlog) and item.remove(entry):
+                if not item:
+                    del level[index]
+                break
+        else:
+            return False
+        self.ready_count -= 1
+        self._account(-entry.size)
+        return True
 
     def next_deadline(self) -> float | None:
         """When this queue next has time-based work: a head message or itself expires."""
         deadline: float | None = None
         for level in self._levels:
-            if level and level[0].expires_at is not None:
-                at = level[0].expires_at
-                deadline = at if deadline is None or at < deadline else deadline
+            if level:
+                head = level[0]
+                at = (head if isinstance(head, QueueEntry) else head.head()).expires_at
+                if at is not None and (deadline is None or at < deadline):
+                    deadline = at
         expires = self.limits.expires
         if expires is not None and not self.consumers:
             at = self.last_used + expires
@@ -522,8 +693,11 @@ class Queue:
             self.registry.delete(self)
             return
         for level in self._levels:
-            while level and level[0].expires_at is not None and level[0].expires_at <= now:
-                entry = level.popleft()
+            while level:
+                at = self._head(level).expires_at
+                if at is None or at > now:
+                    break
+                entry = self._take(level)
                 self.ready_count -= 1
                 self._account(-entry.size)
                 self._dead_letter(entry, "expired")
@@ -654,6 +828,53 @@ class Queue:
         self._account(total)
         if expiring:
             self._schedule()
+
+    def restore_rows(self, runs: Sequence[StoredEntryRows]) -> None:
+        """Start-up, lazily: put recovered entries back (runs in id order) as their
+        store's rows, to be built one at a time when needed (module docstring).
+
+        Per entry nothing runs here for a queue without priorities; with priorities,
+        a loop sorts the rows into their levels.
+        """
+        levels = self._levels
+        top = len(levels) - 1
+        count = 0
+        size = 0
+        # Runs of one store share their codec: one backlog per level and codec.
+        pending: list[list[Any]] = [[] for _ in levels]
+        codec: EntryRowCodec | None = None
+        for run in runs:
+            if run.codec is not codec:
+                if codec is not None:
+                    self._add_backlogs(codec, pending)
+                    pending = [[] for _ in levels]
+                codec = run.codec
+            rows = run.rows
+            count += len(rows)
+            size += run.size
+            if not top:
+                pending[0].extend(rows)
+                continue
+            priority_of = codec.priority
+            for row in rows:
+                priority = priority_of(row)
+                pending[priority if priority < top else top].append(row)
+        if codec is not None:
+            self._add_backlogs(codec, pending)
+        self.ready_count += count
+        self._account(size)
+        self._schedule()
+
+    def _add_backlogs(self, codec: EntryRowCodec, rows: list[list[Any]]) -> None:
+        for priority, items in enumerate(rows):
+            if items:
+                self._levels[priority].append(_Backlog(codec, items, priority))
+                self._backlogs = True
+
+
+def _first_seq(item: QueueEntry | _Backlog) -> int:
+    """The ``seq`` of a level item's first entry."""
+    return item.seq if isinstance(item, QueueEntry) else item.first_seq()
 
 
 DeadLetterHook = Callable[[Queue, QueueEntry, str], bool]

@@ -4,7 +4,7 @@
   recover everything at start-up.
 - :class:`MemoryStore` (memory.py): non-durable, for tests.
 - :class:`SqliteStore` (sqlite.py): one WAL-mode SQLite file, group commit on one
-  writer thread; the embedded default.
+  writer process; the embedded default.
 - records.py: the typed records and mutations; errors.py: :class:`StorageError`.
 """
 

@@ -76,7 +76,7 @@ class Store(Protocol):
         """
         ...
 
-    def recover(self) -> Iterator[Recovered]:
+    def recover(self, *, compact: bool = False) -> Iterator[Recovered]:
         """Stream everything stored, once, before the first :meth:`submit`.
 
         Order: runtime objects (:data:`~warren.store.records.RUNTIME_KINDS` order,
@@ -84,6 +84,10 @@ class Store(Protocol):
         id, then session deliveries by session and id, then retained messages.
         Entries, deliveries and retained records carry their message; one message
         referenced many times is one shared :class:`StoredMessage` object.
+
+        With ``compact``, queue entries may come as
+        :class:`~warren.store.records.StoredEntryRows` (runs of one queue, in the
+        same order) for the caller to decode one at a time, after the stream ends.
         """
         ...
 

@@ -55,6 +55,7 @@ from warren.store.records import (
     SessionSubscriptionRecord,
     SetRetained,
     StoredEntry,
+    StoredEntryRows,
     StoredMessage,
     UpdateSessionDelivery,
 )
@@ -97,7 +98,7 @@ class MemoryStore:
 
     # --- recovery ---------------------------------------------------------------------
 
-    def recover(self) -> Iterator[Recovered]:
+    def recover(self, *, compact: bool = False) -> Iterator[Recovered]:
         image = self.image
         for cls in RUNTIME_KINDS:
             keys = sorted(k for k in image.records if k[0] == cls.KIND)
@@ -105,8 +106,14 @@ class MemoryStore:
                 yield image.records[key]
         for queue_id in sorted(image.entries):
             entries = image.entries[queue_id]
-            for entry_id in sorted(entries):
-                yield entries[entry_id]
+            ordered = [entries[entry_id] for entry_id in sorted(entries)]
+            if compact:  # one run per queue, its rows the records themselves
+                if ordered:
+                    yield StoredEntryRows(
+                        queue_id, ordered, sum(len(e.message.payload) for e in ordered)
+                    )
+            else:
+                yield from ordered
         for session_id in sorted(image.deliveries):
             deliveries = image.deliveries[session_id]
             for delivery_id in sorted(deliveries):

@@ -6,13 +6,15 @@ Two kinds of data, stored differently (docs/storage.md, "Schema"):
   (stored once, referenced by any number of queue entries, session deliveries and
   retained topics), :class:`StoredEntry` (one message in one durable queue),
   :class:`SessionDelivery` (one message owed to one persistent MQTT session) and
-  :class:`RetainedRecord`.
+  :class:`RetainedRecord`. At recovery a store may hand a queue's entries over in
+  its own compact rows instead (:class:`StoredEntryRows`), decoded one at a time
+  when the core needs them.
 - **Runtime objects** (queues, exchanges, bindings, subscriptions, sessions, and
   anything else created at run time: VPNs, users, ACL profiles, bridges) are few. Each
   is a frozen dataclass of scalars, stored as JSON under ``(kind, owner, key)``, so a
   field added later needs no schema migration (a missing field takes its default).
 
-Everything here is immutable, so it is safe to hand to the writer thread. The
+Everything here is immutable, so it is safe to hand to the store. The
 high-volume records are named tuples: built once per publish on the event loop
 and a million times at recovery, they cost a tenth of a frozen dataclass (whose
 ``__init__`` goes through ``object.__setattr__`` per field). The rest are frozen
@@ -25,10 +27,12 @@ deadlines, which mean nothing after a restart; see :func:`monotonic_to_wall`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, TypeAlias
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeAlias
 
 __all__ = [
+    "ENTRY_RECORDS",
     "AddQueueSubscription",
     "BindingRecord",
     "DeleteBinding",
@@ -42,6 +46,7 @@ __all__ = [
     "DeleteSessionSubscription",
     "Dequeue",
     "Enqueue",
+    "EntryRowCodec",
     "ExchangeRecord",
     "IncomingQos2Record",
     "Mutation",
@@ -67,6 +72,7 @@ __all__ = [
     "SessionSubscriptionRecord",
     "SetRetained",
     "StoredEntry",
+    "StoredEntryRows",
     "StoredMessage",
     "UpdateSessionDelivery",
     "monotonic_to_wall",
@@ -132,6 +138,63 @@ class StoredEntry(NamedTuple):
     expires_at: float | None = None
     priority: int = 0
     redeliveries: int = 0
+
+
+class EntryRowCodec(Protocol):
+    """How the core reads the rows of a :class:`StoredEntryRows` (one per store).
+
+    A row is whatever the store keeps for one entry; the core never looks inside
+    it. Each row is passed to :meth:`entry` or :meth:`drop` at most once, after
+    recovery has finished (the store may then release what only that row used).
+    """
+
+    def entry(self, row: Any) -> StoredEntry:
+        """The entry the row holds, with its message."""
+        ...
+
+    def drop(self, row: Any) -> tuple[int, int]:
+        """The row's entry leaves unbuilt (purge, delete): its (entry id, message id)."""
+        ...
+
+    def priority(self, row: Any) -> int:
+        """The entry's priority, without building it."""
+        ...
+
+
+class _EntryRecords:
+    """The codec of rows that are :class:`StoredEntry` records already."""
+
+    __slots__ = ()
+
+    def entry(self, row: Any) -> StoredEntry:
+        return row  # type: ignore[no-any-return]
+
+    def drop(self, row: Any) -> tuple[int, int]:
+        return row.id, row.message.id
+
+    def priority(self, row: Any) -> int:
+        return row.priority  # type: ignore[no-any-return]
+
+
+ENTRY_RECORDS: EntryRowCodec = _EntryRecords()
+"""The :class:`EntryRowCodec` of rows that are :class:`StoredEntry` records."""
+
+
+class StoredEntryRows(NamedTuple):
+    """Consecutive entries of one durable queue, in id order, as the store keeps them.
+
+    What ``Store.recover(compact=True)`` may yield instead of one
+    :class:`StoredEntry` per entry: the core keeps ``rows`` as they are and decodes
+    a row through ``codec`` only when its entry is needed (delivered, browsed,
+    expired, dropped), so a million recovered entries are not a million objects
+    built at start-up (docs/storage.md, "Broker recovery"). ``size`` is the sum of
+    the entries' payload lengths (each entry counts its message, shared or not).
+    """
+
+    queue_id: int
+    rows: Sequence[Any]
+    size: int
+    codec: EntryRowCodec = ENTRY_RECORDS
 
 
 class SessionDelivery(NamedTuple):
@@ -372,7 +435,9 @@ RUNTIME_KINDS: tuple[type[RuntimeRecord], ...] = (
     IncomingQos2Record,
 )
 
-Recovered: TypeAlias = RuntimeRecord | StoredEntry | SessionDelivery | RetainedRecord
+Recovered: TypeAlias = (
+    RuntimeRecord | StoredEntry | StoredEntryRows | SessionDelivery | RetainedRecord
+)
 """One item of the recovery stream (see ``Store.recover``)."""
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import bisect
 import collections
 import contextlib
 import fcntl
@@ -66,6 +67,7 @@ from warren.store.records import (
     RetainedRecord,
     SessionDelivery,
     StoredEntry,
+    StoredEntryRows,
     StoredMessage,
 )
 from warren.store.sqlite_file import (
@@ -74,6 +76,16 @@ from warren.store.sqlite_file import (
     Synchronous,
     classify,
     open_file,
+)
+from warren.store.sqlite_recovery import (
+    ENTRY_MESSAGE,
+    ENTRY_QUEUE,
+    MESSAGE_PAYLOAD,
+    EntryRows,
+    decode_message,
+    load_messages,
+    scan_entries,
+    shared_ids,
 )
 from warren.store.sqlite_writer import (
     CLOSE,
@@ -94,11 +106,6 @@ __all__ = ["DEFAULT_FILENAME", "SCHEMA_VERSION", "SqliteStore"]
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# flags -> (qos, retain, payload_format_utf8): decoding a message row is then one
-# tuple lookup instead of three bit operations and two bool() calls.
-_FLAGS: Final = tuple(
-    (flags & 3, bool(flags & 4), bool(flags & 8)) for flags in range(16)
-)
 _SCAN_BATCH: Final = 20_000  # rows per fetchmany during recovery
 _LOCK_WAIT: Final = 10.0  # seconds to wait for a previous writer to let go of the file
 _Control = tuple[None, bytes]  # a queued control frame (stats, pragma, refs)
@@ -185,7 +192,7 @@ class SqliteStore:
 
     # --- recovery ---------------------------------------------------------------------
 
-    def recover(self) -> Iterator[Recovered]:
+    def recover(self, *, compact: bool = False) -> Iterator[Recovered]:
         if self._conn is None:
             raise StorageError("recover() must run before the first submit()")
         # A million long-lived objects trigger the cyclic collector over and over
@@ -193,7 +200,7 @@ class SqliteStore:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            yield from self._recover()
+            yield from self._recover(compact)
         except sqlite3.DatabaseError as exc:
             raise classify(exc, self.path, "reading") from exc
         finally:
@@ -201,7 +208,7 @@ class SqliteStore:
                 gc.enable()
         self._start()  # the file is the writer's from now on
 
-    def _recover(self) -> Iterator[Recovered]:
+    def _recover(self, compact: bool) -> Iterator[Recovered]:
         conn = self._conn
         assert conn is not None
         for cls in RUNTIME_KINDS:
@@ -210,39 +217,59 @@ class SqliteStore:
             ):
                 yield decode_record(cls.KIND, body)
 
-        messages = self._load_messages()
+        # Without ``compact`` every message is decoded once, up front (as it will all
+        # be needed); with it, messages stay rows for the codec, and what the stream
+        # decodes itself (deliveries, retained messages) shares one StoredMessage per
+        # id through ``built``.
+        messages = self._load_messages(decoded=not compact)
+        codec = EntryRows(messages)
         refs: dict[int, int] = {}
         missing = 0
+        built: dict[int, StoredMessage] = {}
 
-        cursor = conn.execute(
-            "SELECT queue_id, id, message, source, key, expires_at, priority, redeliveries"
-            " FROM queue_entries ORDER BY queue_id, id"
-        )
-        get = messages.get
-        # The hot loop of a big recovery: references counted at C speed per batch
-        # (missing ones taken back out below), entries built with tuple.__new__
-        # (a NamedTuple's own __new__ is a Python-level function).
+        def stored(mid: int) -> StoredMessage | None:
+            if not compact:
+                return messages.get(mid)  # type: ignore[return-value]
+            message = built.get(mid)
+            if message is None:
+                row = messages.get(mid)
+                if row is None:
+                    return None
+                message = built[mid] = decode_message(row)
+            return message
+
+        # Without ``compact`` the entries are read in full: unpacked straight away.
+        cursor = scan_entries(conn, packed=None if compact else False)
+        # The hot loop of a big recovery, per batch of rows and at C speed (map,
+        # Counter.update, bisect): no Python code runs per entry with ``compact``.
         count_refs = collections.Counter.update
+        known = messages.__contains__
+        lookup = messages.__getitem__
         new = tuple.__new__
         entry_cls = StoredEntry
-        lost: list[int] = []
         while rows := cursor.fetchmany(_SCAN_BATCH):
-            count_refs(refs, [row[2] for row in rows])  # type: ignore[call-overload]
-            for queue_id, entry_id, mid, source, key, expires_at, priority, redeliveries in rows:
-                message = get(mid)
-                if message is None:
-                    lost.append(mid)
-                    continue
-                yield new(entry_cls, (
-                    queue_id, entry_id, message, source, key, expires_at, priority, redeliveries
-                ))
-        for mid in lost:
-            missing += 1
-            left = refs[mid] - 1
-            if left:
-                refs[mid] = left
-            else:
-                del refs[mid]
+            mids = list(map(ENTRY_MESSAGE, rows))
+            if not all(map(known, mids)):  # a damaged file: skip what lost its message
+                kept = [row for row in rows if row[2] in messages]
+                missing += len(rows) - len(kept)
+                rows = kept
+                mids = list(map(ENTRY_MESSAGE, rows))
+            count_refs(refs, mids)  # type: ignore[call-overload]
+            start, stop = 0, len(rows)
+            while start < stop:  # one run per queue in this batch ((queue, id) order)
+                queue_id = rows[start][0]
+                end = bisect.bisect_right(rows, queue_id, start, key=ENTRY_QUEUE)
+                run = rows if end - start == stop else rows[start:end]
+                if compact:
+                    size = sum(map(len, map(MESSAGE_PAYLOAD, map(lookup, mids[start:end]))))
+                    yield StoredEntryRows(queue_id, run, size, codec)
+                else:
+                    for queue_id, entry_id, mid, source, key, expires_at, priority, again in run:
+                        yield new(entry_cls, (
+                            queue_id, entry_id, lookup(mid), source, key, expires_at, priority,
+                            again,
+                        ))
+                start = end
 
         cursor = conn.execute(
             "SELECT session_id, id, message, qos, retain, subscription_ids, packet_id, state"
@@ -250,7 +277,7 @@ class SqliteStore:
         )
         while rows := cursor.fetchmany(_SCAN_BATCH):
             for session_id, delivery_id, mid, qos, retain, sub_ids, packet_id, state in rows:
-                message = get(mid)
+                message = stored(mid)
                 if message is None:
                     missing += 1
                     continue
@@ -269,7 +296,7 @@ class SqliteStore:
         for vpn, topic, mid in conn.execute(
             "SELECT vpn, topic, message FROM retained ORDER BY vpn, topic"
         ):
-            message = get(mid)
+            message = stored(mid)
             if message is None:
                 missing += 1
                 continue
@@ -284,34 +311,28 @@ class SqliteStore:
                 missing,
             )
         # Bodies nothing refers to (a crash can leave none, but be tidy): delete them.
-        orphans = [(mid,) for mid in messages if mid not in refs]
-        if orphans:
+        # Every counted reference found its body, so equal sizes mean no orphan.
+        if len(refs) != len(messages):
+            orphans = [mid for mid in messages if mid not in refs]
             with conn:
-                conn.executemany("DELETE FROM messages WHERE id = ?", orphans)
+                conn.executemany("DELETE FROM messages WHERE id = ?", [(m,) for m in orphans])
+            for mid in orphans:
+                del messages[mid]
+        if compact:
+            # From now on an entry's message row leaves with the entry unless something
+            # else refers to it too; what was decoded already needs no row.
+            shared = shared_ids(refs)
+            for mid in built:
+                if mid not in shared:
+                    messages.pop(mid, None)
+            codec.release(shared)
         self._refs = refs
 
-    def _load_messages(self) -> dict[int, StoredMessage]:
-        """Every stored message by id: one ordered scan of ``messages``."""
-        messages: dict[int, StoredMessage] = {}
+    def _load_messages(self, *, decoded: bool) -> dict[int, tuple[Any, ...]]:
+        """Every stored message by id, as a row or a StoredMessage
+        (sqlite_recovery.load_messages)."""
         assert self._conn is not None
-        cursor = self._conn.execute(
-            "SELECT id, topic, payload, flags, content_type, correlation_data, response_topic,"
-            " user_properties, expires_at, priority, message_id, sender_id, extra FROM messages"
-        )
-        flags_table = _FLAGS
-        loads = json.loads
-        new = tuple.__new__  # not StoredMessage(...): its __new__ is Python-level
-        message_cls = StoredMessage
-        while rows := cursor.fetchmany(_SCAN_BATCH):
-            # Named loop targets, no star-unpacking: this loop runs once per message.
-            for mid, topic, payload, flags, ctype, cdata, rtopic, props, exp, prio, msgid, sender, extra in rows:  # noqa: E501
-                qos, retain, utf8 = flags_table[flags & 15]
-                messages[mid] = new(message_cls, (
-                    mid, topic, payload, qos, retain, utf8, ctype, cdata, rtopic,
-                    tuple(tuple(p) for p in loads(props)) if props else (),
-                    exp, prio, msgid, sender, extra,
-                ))
-        return messages
+        return load_messages(self._conn, _SCAN_BATCH, decoded=decoded)
 
     # --- submitting -------------------------------------------------------------------
 
