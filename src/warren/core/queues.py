@@ -219,7 +219,7 @@ class _Backlog:
         self.next_seq = seq + 1
         entry = QueueEntry(
             message, seq, stored.source, stored.key, wall_to_monotonic(stored.expires_at),
-            self.priority, stored.redeliveries > 0, len(message.payload), stored.id,
+            self.priority, stored.redeliveries, len(message.payload), stored.id,
         )
         self.items[index] = entry
         self.built = index + 1
