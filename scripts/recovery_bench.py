@@ -43,7 +43,7 @@ def fill(
     """``count`` messages, round robin over durable queues q1..qN; with ``amqp``, each
     message carries a content type, correlation id, message id and a header, and
     each entry the exchange and routing key it came through."""
-    store = SqliteStore(path, synchronous="off", max_batch=100_000)
+    store = SqliteStore(path, synchronous="normal", max_batch=100_000)
     list(store.recover())
     body = os.urandom(payload)
     write_sync(store, [PutQueue(QueueRecord(q, "default", f"q{q}")) for q in range(1, queues + 1)])
