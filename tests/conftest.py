@@ -14,6 +14,7 @@ is translated to a mosquitto.conf, ports are found by binding port 0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -112,10 +113,29 @@ class Broker:
                 return -999  # distinguishable from any real status
         return self.proc.returncode
 
+    def store_writer_pid(self) -> int:
+        """The pid of the broker's store writer process (python -m warren.store.writer_main)."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid and (
+                b"warren.store.writer_main" in cmdline
+            ):
+                return int(entry.name)
+        raise AssertionError(f"broker {self.proc.pid} has no store writer process")
+
     def kill(self) -> None:
-        """SIGKILL: a crash, for durability tests."""
+        """SIGKILL to the broker and its store writer at the same instant (its process
+        group): the hardest crash short of the machine's, for durability tests. Killing
+        the broker alone would let the writer commit whatever it had been sent."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
 

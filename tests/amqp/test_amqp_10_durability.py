@@ -4,6 +4,8 @@ confirm means the message is stored (DESIGN.md, "Storage"; issue 6)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -77,13 +79,19 @@ def test_amqp_10_kill_9_during_confirmed_publishing_loses_no_confirmed_message(
     make_broker, uid
 ):
     """Confirmed publishing (pika) into a durable queue; SIGKILL after 500 confirms.
-    After the restart every confirmed message is consumed (duplicates counted)."""
+    After the restart every confirmed message is consumed (duplicates counted).
+
+    Before the kill the store's writer is frozen (SIGSTOP): nothing published after
+    that can be committed, so nothing may be confirmed (a broker that confirmed
+    before its commit fails here, and would lose those messages)."""
     b = make_broker()
     q = f"{uid}.crash"
     setup = _connect(b)
     setup.channel().queue_declare(q, durable=True)
     setup.close()
     confirmed: list[bytes] = []
+    started: list[bytes] = []  # publishes begun, in order (confirms come in that order)
+    progress = threading.Condition()
     enough = threading.Event()
     done = threading.Event()
 
@@ -94,8 +102,11 @@ def test_amqp_10_kill_9_during_confirmed_publishing_loses_no_confirmed_message(
             ch.confirm_delivery()
             for i in range(1_000_000):
                 body = str(i).encode()
+                started.append(body)
                 ch.basic_publish("", q, body, PERSISTENT)  # returns once confirmed
-                confirmed.append(body)
+                with progress:
+                    confirmed.append(body)
+                    progress.notify_all()
                 if len(confirmed) >= 500:
                     enough.set()
         except Exception:  # the broker was killed: publishing stops here
@@ -107,6 +118,17 @@ def test_amqp_10_kill_9_during_confirmed_publishing_loses_no_confirmed_message(
     publisher = threading.Thread(target=publish, name="amqp-publisher", daemon=True)
     publisher.start()
     assert enough.wait(60), "no 500 confirms"
+    try:
+        os.kill(b.store_writer_pid(), signal.SIGSTOP)
+        frozen = len(started)  # publishes from here on start after the writer stopped
+        # The one bounded wait of this test: an absence (of confirms) is what it checks.
+        with progress:
+            progress.wait_for(lambda: len(confirmed) > frozen, timeout=1.0)
+            early = len(confirmed) - frozen
+        assert early <= 0, f"{early} confirms for messages the store could not keep"
+    except BaseException:
+        b.kill()  # its writer is frozen: no graceful stop
+        raise
     b2 = make_broker.launcher.restart(b, crash=True)  # type: ignore[attr-defined]
     assert done.wait(60), "the publisher did not notice the crash"
     assert len(confirmed) >= 500

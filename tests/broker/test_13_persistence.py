@@ -4,6 +4,9 @@ SIGTERM says goodbye to clients and exits 0."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 
@@ -87,13 +90,18 @@ def test_13_kill_9_during_qos1_publishing_loses_no_acknowledged_message(make_bro
     """Sustained QoS 1 publishing (paho) to an offline persistent subscriber, so each
     message exists only in its session; the broker is SIGKILLed after 2,000 PUBACKs.
     After the restart, every PUBACKed message reaches the subscriber (duplicates are
-    allowed, and counted)."""
+    allowed, and counted).
+
+    Before the kill the store's writer is frozen (SIGSTOP) while the publisher goes
+    on: no message published after that can be committed, so none may be PUBACKed
+    (a broker that acknowledged before its commit fails here, and would lose them)."""
     b = make_broker("[mqtt]\nmax_queued_messages = 100000\n")
     topic = f"{uid}/crash"
     sid = f"{uid}s"
     before = Peers(b, uid)
     after = None
     mids: dict[int, bytes] = {}
+    order: list[int] = []  # mids in publish order
     stop = threading.Event()
     try:
         sub = before.paho(version=4, client_id=sid, clean=False)
@@ -110,14 +118,28 @@ def test_13_kill_9_during_qos1_publishing_loses_no_acknowledged_message(make_bro
                 if info.rc != 0:
                     return  # the broker is gone
                 mids[info.mid] = str(i).encode()
+                order.append(info.mid)
                 if i >= 200:
                     with pub._lock:
+                        pub._lock.notify_all()  # the test waits for a full window too
                         while len(pub._pubacks) < i - 200 and not stop.is_set():
                             pub._lock.wait(1.0)
 
         publisher = threading.Thread(target=publish, name="qos1-publisher", daemon=True)
         publisher.start()
         pub._wait(lambda: True if len(pub._pubacks) >= 2000 else None, "2,000 PUBACKs", 60)
+        os.kill(b.store_writer_pid(), signal.SIGSTOP)
+        frozen = len(order)  # published from here on: after the writer stopped
+
+        def acked_after_freeze() -> list[int] | None:
+            acked = [m for m in order[frozen:] if pub._pubacks.get(m) is not None]
+            return acked or None
+
+        # The one bounded wait of this test: an absence (of PUBACKs) is what it checks.
+        with contextlib.suppress(AssertionError):
+            pub._wait(acked_after_freeze, "PUBACK after the freeze", 1.0)
+        early = acked_after_freeze()
+        assert early is None, f"{len(early)} PUBACKs for messages the store could not keep"
         b2 = make_broker.launcher.restart(b, crash=True)  # type: ignore[attr-defined]
         stop.set()
         with pub._lock:
@@ -149,6 +171,8 @@ def test_13_kill_9_during_qos1_publishing_loses_no_acknowledged_message(make_bro
         assert not lost, f"{len(lost)} acknowledged messages lost, e.g. {sorted(lost)[:10]}"
     finally:
         stop.set()
+        if b.proc.poll() is None:  # failed before the restart: its writer is frozen
+            b.kill()
         before.close_all()
         if after is not None:
             after.close_all()

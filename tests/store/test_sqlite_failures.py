@@ -35,6 +35,7 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: Path, synchronous: str) -> 
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its process group: it and its store writer
     )
     assert child.stdout is not None
     acked: set[int] = set()
@@ -44,7 +45,7 @@ def test_kill_9_loses_nothing_acknowledged(tmp_path: Path, synchronous: str) -> 
             line = child.stdout.readline()
             assert line.startswith("ack "), line
             acked.add(int(line.split()[1]))
-        child.send_signal(signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)  # the process and its writer at once
         child.wait(timeout=30)
         # Everything the child printed before it died was acknowledged too.
         acked.update(int(line.split()[1]) for line in child.stdout if line.startswith("ack "))
