@@ -43,6 +43,7 @@ from warren.core.persistence import MessageCache
 from warren.core.queues import Queue
 from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
+from warren.core.topics import InvalidTopic, parse_mqtt_filter, parse_native_filter
 from warren.core.vpn import Vpn
 from warren.core.watermark import MemoryWatermark
 from warren.store import (
@@ -52,6 +53,7 @@ from warren.store import (
     IncomingQos2Record,
     MemoryStore,
     QueueRecord,
+    QueueSubscriptionRecord,
     RetainedRecord,
     SessionDelivery,
     SessionRecord,
@@ -199,7 +201,8 @@ class Broker:
         queues: dict[int, Queue] = {}
         messages = MessageCache()
         counts = {"sessions": 0, "subscriptions": 0, "deliveries": 0, "retained messages": 0,
-                  "exchanges": 0, "queues": 0, "bindings": 0, "queued messages": 0}
+                  "exchanges": 0, "queues": 0, "bindings": 0, "queue subscriptions": 0,
+                  "queued messages": 0}
         skipped: set[str] = set()
         # Queue entries arrive in (queue, id) order, as runs of rows (compact) or one
         # by one: gathered per queue here, restored once the stream has ended (the
@@ -264,6 +267,19 @@ class Broker:
                         counts["queues"] += 1
                 elif restore_binding(vpn, item):  # type: ignore[arg-type]
                     counts["bindings"] += 1
+            elif cls is QueueSubscriptionRecord:
+                qsub: QueueSubscriptionRecord = item  # type: ignore[assignment]
+                subscribed = queues.get(qsub.queue_id)
+                parse = parse_native_filter if qsub.syntax == "native" else parse_mqtt_filter
+                try:
+                    topic_filter = parse(qsub.key)
+                except InvalidTopic as exc:  # stored by a Warren that accepted it
+                    log.warning("queue subscription %r not restored: %s", qsub.key, exc)
+                    continue
+                if subscribed is not None and subscribed.registry.subscribe(
+                    subscribed, qsub.key, topic_filter, qsub.syntax
+                ):
+                    counts["queue subscriptions"] += 1
             elif cls is IncomingQos2Record:
                 incoming: IncomingQos2Record = item  # type: ignore[assignment]
                 owner = sessions.get(incoming.session_id)

@@ -386,3 +386,31 @@ def test_queue_receiver_binds_again_after_reconnecting(make_broker, service, uid
     after = receiver.receive_message(WAIT_MS)
     assert after is not None and after.get_payload_as_string() == "after"
     receiver.ack(after)
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill-9"])
+def test_a_created_queue_keeps_its_subscription_across_a_restart(  # type: ignore[no-untyped-def]
+    make_broker, service, uid: str, crash: bool
+) -> None:
+    """A durable queue created by a receiver (missing-resources creation) with a topic
+    subscription still attracts that topic after a restart, before any receiver binds."""
+    broker = make_broker()
+    svc = service(target=broker, reconnect=RetryStrategy.never_retry())
+    queue = Queue.durable_exclusive_queue(f"{uid}-kept")
+    _receiver(svc, queue, f"{uid}/kept/>").terminate()  # native syntax: > is many levels
+    # Acknowledged once stored in the queue: after the subscription's commit.
+    _publisher(svc).publish_await_acknowledgement("before", Topic.of(f"{uid}/kept/1"), WAIT_MS)
+    restarted = make_broker.launcher.restart(broker, crash=crash)
+    svc.disconnect()
+
+    after = service(target=restarted)
+    _publisher(after).publish_await_acknowledgement("after", Topic.of(f"{uid}/kept/2"), WAIT_MS)
+    receiver = after.create_persistent_message_receiver_builder().build(queue)  # no topics
+    receiver.start()
+    got = []
+    for _ in range(2):
+        m = receiver.receive_message(WAIT_MS)
+        assert m is not None, f"only {got} arrived"
+        got.append(m.get_payload_as_string())
+        receiver.ack(m)
+    assert got == ["before", "after"]

@@ -1422,4 +1422,5 @@ def restore_queue(vpn: Vpn, record: QueueRecord) -> Queue | None:
     return queues.declare(
         record.name, durable=True, auto_delete=record.auto_delete, limits=limits,
         arguments=dict(arguments), stored_arguments=record.arguments, store_id=record.id,
+        single_consumer=record.exclusive,
     )

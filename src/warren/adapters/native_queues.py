@@ -49,7 +49,6 @@ from warren.core.acl import AclDecision
 from warren.core.message import Message
 from warren.core.queues import Consumer, Queue, QueueEntry, QueueError, QueueLimits
 from warren.core.router import NotAuthorized
-from warren.core.sessions import Subscription
 from warren.core.topics import InvalidTopic, parse_native_filter
 from warren.store.errors import StorageError
 
@@ -63,9 +62,6 @@ log = logging.getLogger("warren.native")
 DEAD_MESSAGE_QUEUE: Final = "#DEAD_MSG_QUEUE"
 """Where REJECTED messages go, if a queue of that name exists in the VPN."""
 
-# The access type a native BIND created a queue with (core queues have no such
-# notion; AMQP-declared queues are missing here and take the BIND's access).
-_ACCESS: weakref.WeakKeyDictionary[Queue, str] = weakref.WeakKeyDictionary()
 # Standby flows of exclusive queues, in BIND order: the first becomes the active
 # consumer when the active one goes (Solace PubSub+ exclusive-queue semantics).
 _STANDBY: weakref.WeakKeyDictionary[Queue, list[_Flow]] = weakref.WeakKeyDictionary()
@@ -244,8 +240,8 @@ class Guaranteed:
                 owner=None if event.durable else conn,
                 limits=limits,
                 arguments=queue_arguments(limits),  # for AMQP clients redeclaring it
+                single_consumer=event.access == ACCESS_EXCLUSIVE,
             )
-            _ACCESS[queue] = event.access
             log.debug("native client %r created queue %r (%s, %s, max redelivery %s)",
                       conn.client_name, queue.name,
                       "durable" if event.durable else "non-durable", event.access,
@@ -253,17 +249,15 @@ class Guaranteed:
         elif queue.owner is not None and queue.owner is not conn:
             return ErrorCode.QUEUE_IN_USE, f"queue {queue.name!r} belongs to another connection"
         for text, topic_filter in filters:
-            if text not in queue.subscriptions:
-                router.add(Subscription(queue, text, topic_filter, qos=1))
+            registry.subscribe(queue, text, topic_filter, "native")
         flow = _Flow(self, event.subscription_id, queue, browse=event.browse)
         if event.browse:
             self.flows[flow.subscription_id] = flow
             return 0, ""
-        access = _ACCESS.get(queue, event.access)
         consumer = Consumer(
             f"native-{conn.client_name}-{event.subscription_id}",
             flow,
-            exclusive=access == ACCESS_EXCLUSIVE,
+            exclusive=queue.single_consumer,
             owner=queue.owner if queue.owner is not None else conn,
         )
         flow.consumer = consumer

@@ -43,7 +43,7 @@ from warren.admin.models import (
     VpnInfo,
 )
 from warren.core.queues import Overflow, Queue, QueueLimits
-from warren.core.sessions import Session, Subscription
+from warren.core.sessions import Session
 from warren.core.stats import BrokerStats
 from warren.core.topics import InvalidTopic, parse_mqtt_filter
 from warren.core.vpn import Vpn
@@ -416,10 +416,10 @@ def create_app(broker: BrokerView) -> FastAPI:
             limits=limits,
             # What an AMQP client redeclaring the queue must pass (equivalence).
             arguments=queue_arguments(limits),
+            single_consumer=body.exclusive,
         )
-        queue.single_consumer = body.exclusive
         for text, f in filters:
-            v.router.add(Subscription(queue, text, f, qos=1))
+            v.queues.subscribe(queue, text, f)
         response.headers["Location"] = f"{API}/vpns/{v.name}/queues/{queue.name}"
         return queue_detail(v, queue)
 

@@ -54,13 +54,16 @@ from warren.core.message import Message
 from warren.core.persistence import MessageCache, message_from_stored, stored_message
 from warren.store.journal import Journal
 from warren.store.records import (
+    AddQueueSubscription,
     DeleteQueue,
     Dequeue,
     Enqueue,
     EntryRowCodec,
     PutQueue,
     QueueRecord,
+    QueueSubscriptionRecord,
     Redeliver,
+    RemoveQueueSubscription,
     StoredEntry,
     StoredEntryRows,
     monotonic_to_wall,
@@ -70,6 +73,7 @@ from warren.store.records import (
 if TYPE_CHECKING:
     from warren.core.router import Router
     from warren.core.sessions import DeliverySink, Subscription
+    from warren.core.topics import Filter
     from warren.core.watermark import MemoryWatermark
 
 __all__ = [
@@ -921,12 +925,14 @@ class QueueRegistry:
         arguments: object = None,
         stored_arguments: bytes | None = None,
         store_id: int = 0,
+        single_consumer: bool = False,
     ) -> Queue:
         """Create queue ``name`` (the caller checked it does not exist).
 
-        A durable, non-exclusive queue is stored when there is a store;
+        A durable queue without an owner is stored when there is a store;
         ``stored_arguments`` is the declaring protocol's encoding of ``arguments``,
         ``store_id`` the id of a queue being recovered (then nothing is journalled).
+        ``single_consumer``: exclusive access (one active consumer at a time).
         """
         queue = Queue(
             self,
@@ -937,6 +943,7 @@ class QueueRegistry:
             limits=limits,
             arguments=arguments,
         )
+        queue.single_consumer = single_consumer
         self.queues[name] = queue
         journal = self.journal
         if store_id:
@@ -945,13 +952,40 @@ class QueueRegistry:
             queue.store_id = journal.store.next_id()
             lim = queue.limits
             journal.append(PutQueue(QueueRecord(  # STORE: declare (durable queue)
-                queue.store_id, self.vpn_name, name, False, auto_delete,
+                queue.store_id, self.vpn_name, name, single_consumer, auto_delete,
                 lim.message_ttl, lim.expires, lim.max_length, lim.max_length_bytes,
                 lim.overflow.value, lim.max_redelivery, lim.max_priority, lim.dead_letter_queue,
                 lim.dead_letter_exchange, lim.dead_letter_routing_key, stored_arguments,
             )))
         queue.touch()
         return queue
+
+    def subscribe(
+        self, queue: Queue, text: str, topic_filter: Filter, syntax: str = "mqtt"
+    ) -> bool:
+        """Subscribe ``queue`` to topic filter ``text`` (written in ``syntax``, "mqtt"
+        or "native", parsed as ``topic_filter``): matching messages are queued
+        (guaranteed delivery). A stored queue keeps its subscriptions across a
+        restart. False if it had it already."""
+        from warren.core.sessions import Subscription  # sessions imports this module
+
+        if text in queue.subscriptions:
+            return False
+        self.router.add(Subscription(queue, text, topic_filter, qos=1))
+        if queue.store_id and self.journal is not None:
+            self.journal.append(AddQueueSubscription(  # STORE: a queue's subscription
+                QueueSubscriptionRecord(queue.store_id, text, syntax)
+            ))
+        return True
+
+    def unsubscribe(self, queue: Queue, text: str) -> bool:
+        """Remove ``queue``'s subscription ``text``; False if it had none."""
+        if text not in queue.subscriptions:
+            return False
+        self.router.remove(queue, text)
+        if queue.store_id and self.journal is not None:
+            self.journal.append(RemoveQueueSubscription(queue.store_id, text))  # STORE
+        return True
 
     def delete(self, queue: Queue) -> int:
         """Delete ``queue``: unsubscribe it, cancel its consumers; returns its ready count."""
