@@ -414,3 +414,35 @@ def test_a_created_queue_keeps_its_subscription_across_a_restart(  # type: ignor
         got.append(m.get_payload_as_string())
         receiver.ack(m)
     assert got == ["before", "after"]
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill-9"])
+def test_a_message_a_browser_removed_stays_removed_after_a_restart(  # type: ignore[no-untyped-def]
+    make_broker, service, uid: str, crash: bool
+) -> None:
+    broker = make_broker()
+    svc = service(target=broker, reconnect=RetryStrategy.never_retry())
+    q = Queue.durable_exclusive_queue(f"{uid}-taken")
+    _receiver(svc, q, f"{uid}/t").terminate()
+    publisher = _publisher(svc)
+    for p in ("1", "2"):
+        publisher.publish_await_acknowledgement(p, Topic.of(f"{uid}/t"), WAIT_MS)
+    browser = svc.create_message_queue_browser_builder().build(q)
+    browser.start()
+    first = browser.receive_message(WAIT_MS)
+    assert first is not None and first.get_payload_as_string() == "1"
+    browser.remove(first)
+    # Stored after the removal (one connection, in order), acknowledged after its
+    # commit, so after the removal's: a barrier for the kill -9 case.
+    publisher.publish_await_acknowledgement("3", Topic.of(f"{uid}/t"), WAIT_MS)
+    restarted = make_broker.launcher.restart(broker, crash=crash)
+    svc.disconnect()
+
+    receiver = _receiver(service(target=restarted), q)
+    got = []
+    for _ in range(2):
+        m = receiver.receive_message(WAIT_MS)
+        assert m is not None, f"only {got} arrived"
+        got.append(m.get_payload_as_string())
+        receiver.ack(m)
+    assert got == ["2", "3"]

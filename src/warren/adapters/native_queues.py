@@ -413,5 +413,9 @@ def _ids(first: int, last: int, unsettled: Mapping[int, object]) -> list[int]:
 
 
 def _remove_ready(queue: Queue, entry: QueueEntry) -> bool:
-    """Take a browsed message out of the queue (QueueBrowser.remove)."""
-    return queue.remove_ready(entry)
+    """Take a browsed message out of the queue (QueueBrowser.remove), for good: a
+    stored one leaves the store too."""
+    if not queue.remove_ready(entry):
+        return False
+    queue.forget(entry)  # STORE: remove (taken by a browser)
+    return True
