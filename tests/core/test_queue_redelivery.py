@@ -103,7 +103,8 @@ def test_max_redelivery_dead_letters_after_n_plus_one_deliveries() -> None:
     assert queue.ready_count == queue.unacked_count == 0
 
 
-def test_max_redelivery_zero_never_redelivers() -> None:
+def _dead_lettering_queue(max_redelivery: int) -> tuple[Queue, list[str]]:
+    """A queue with ``max_redelivery`` whose dead-letter hook records the reasons."""
     vpn = make_vpn()
     reasons: list[str] = []
 
@@ -113,8 +114,13 @@ def test_max_redelivery_zero_never_redelivers() -> None:
 
     vpn.queues.dead_letter = hook
     queue = vpn.queues.declare(
-        "q", limits=QueueLimits(max_redelivery=0, dead_letter_exchange="dlx")
+        "q", limits=QueueLimits(max_redelivery=max_redelivery, dead_letter_exchange="dlx")
     )
+    return queue, reasons
+
+
+def test_max_redelivery_zero_never_redelivers() -> None:
+    queue, reasons = _dead_lettering_queue(0)
     queue.publish(Message("t", b"once"))
     sink, consumer = consume(queue)
     assert nack_until_gone(queue, sink, consumer) == [0]
@@ -122,17 +128,7 @@ def test_max_redelivery_zero_never_redelivers() -> None:
 
 
 def test_rejected_without_requeue_is_not_a_delivery_limit() -> None:
-    vpn = make_vpn()
-    reasons: list[str] = []
-
-    def hook(queue: Queue, entry: QueueEntry, reason: str) -> bool:
-        reasons.append(reason)
-        return True
-
-    vpn.queues.dead_letter = hook
-    queue = vpn.queues.declare(
-        "q", limits=QueueLimits(max_redelivery=5, dead_letter_exchange="dlx")
-    )
+    queue, reasons = _dead_lettering_queue(5)
     queue.publish(Message("t", b"x"))
     sink, consumer = consume(queue)
     queue.reject(sink.entries[0], consumer, requeue=False)

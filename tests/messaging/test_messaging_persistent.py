@@ -47,6 +47,17 @@ def _receiver(svc: Any, queue: Queue, *topics: str, auto: bool = False,
     return receiver
 
 
+def _take(receiver: Any, count: int) -> list[str]:
+    """Receive and acknowledge ``count`` messages; their payloads."""
+    got: list[str] = []
+    for _ in range(count):
+        m = receiver.receive_message(WAIT_MS)
+        assert m is not None, f"only {got} arrived"
+        got.append(m.get_payload_as_string())
+        receiver.ack(m)
+    return got
+
+
 def _publisher(svc: Any) -> Any:
     publisher = svc.create_persistent_message_publisher_builder().build()
     publisher.start()
@@ -407,13 +418,7 @@ def test_a_created_queue_keeps_its_subscription_across_a_restart(  # type: ignor
     _publisher(after).publish_await_acknowledgement("after", Topic.of(f"{uid}/kept/2"), WAIT_MS)
     receiver = after.create_persistent_message_receiver_builder().build(queue)  # no topics
     receiver.start()
-    got = []
-    for _ in range(2):
-        m = receiver.receive_message(WAIT_MS)
-        assert m is not None, f"only {got} arrived"
-        got.append(m.get_payload_as_string())
-        receiver.ack(m)
-    assert got == ["before", "after"]
+    assert _take(receiver, 2) == ["before", "after"]
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill-9"])
@@ -439,10 +444,4 @@ def test_a_message_a_browser_removed_stays_removed_after_a_restart(  # type: ign
     svc.disconnect()
 
     receiver = _receiver(service(target=restarted), q)
-    got = []
-    for _ in range(2):
-        m = receiver.receive_message(WAIT_MS)
-        assert m is not None, f"only {got} arrived"
-        got.append(m.get_payload_as_string())
-        receiver.ack(m)
-    assert got == ["2", "3"]
+    assert _take(receiver, 2) == ["2", "3"]

@@ -75,6 +75,7 @@ from warren.store.sqlite_file import (
     SCHEMA_VERSION,
     Synchronous,
     classify,
+    count_rows,
     open_file,
 )
 from warren.store.sqlite_recovery import (
@@ -398,7 +399,7 @@ class SqliteStore:
         """Counts, read from the file: blocks until everything submitted before is
         committed (for tests, tools and the management API, not the publish path)."""
         if self._proc is None and self._conn is not None:
-            return self._stats_from(_count(self._conn))
+            return self._stats_from(dict(count_rows(self._conn)))
         if self._failure is not None or self._closing:
             return self._stats_from(self._last_stats)
         event = threading.Event()
@@ -728,19 +729,6 @@ class SqliteStore:
             self._complete(left, error)
         with self._lock:
             self._wake.notify()
-
-
-def _count(conn: sqlite3.Connection) -> dict[str, Any]:
-    return {
-        attr: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table, attr in (
-            ("messages", "messages"),
-            ("queue_entries", "entries"),
-            ("session_deliveries", "deliveries"),
-            ("retained", "retained"),
-            ("records", "records"),
-        )
-    }
 
 
 def _lock(path: Path) -> int:

@@ -18,6 +18,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Synchronous",
     "classify",
+    "count_rows",
     "open_file",
 ]
 
@@ -186,6 +187,20 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
         f"{path} has storage schema version {version!r}, which this Warren"
         f" (schema {SCHEMA_VERSION}) cannot read: restore a backup or move the file away"
     )
+
+
+def count_rows(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table, by StoreStats field name."""
+    return {
+        attr: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table, attr in (
+            ("messages", "messages"),
+            ("queue_entries", "entries"),
+            ("session_deliveries", "deliveries"),
+            ("retained", "retained"),
+            ("records", "records"),
+        )
+    }
 
 
 def classify(exc: sqlite3.Error, path: Path, doing: str) -> StorageError:

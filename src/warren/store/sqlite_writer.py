@@ -93,38 +93,18 @@ from warren.store.records import (
     UpdateSessionDelivery,
 )
 from warren.store.sqlite_batch import RowBuffer
-from warren.store.sqlite_file import Synchronous, classify, open_file
+from warren.store.sqlite_file import Synchronous, classify, count_rows, open_file
 
-__all__ = ["FrameReader", "encode_frame", "encode_items", "reply_kinds"]
+__all__ = ["FrameReader", "Writer", "encode_frame", "encode_items", "main"]
 
 log = logging.getLogger(__name__)
 
-# Frame kinds, broker -> writer.
-SUBMIT: Final = 0
-STATS: Final = 1
-CLOSE: Final = 2
-REFS: Final = 3
-PRAGMA: Final = 4
-# Frame kinds, writer -> broker.
-COMMITTED: Final = 0
-FAILED: Final = 1
-STATS_REPLY: Final = 2
-
-
-def reply_kinds() -> tuple[int, int, int]:
-    """(COMMITTED, FAILED, STATS_REPLY), for the broker side."""
-    return COMMITTED, FAILED, STATS_REPLY
-
-
-# Item tags.
-_COLD: Final = 0
-_ENQUEUE: Final = 1
-_DEQUEUE: Final = 2
-_REDELIVER: Final = 3
-_PUT_DELIVERY: Final = 4
-_UPDATE_DELIVERY: Final = 5
-_DELETE_DELIVERY: Final = 6
-_SET_RETAINED: Final = 7
+# Frame kinds, broker -> writer, and writer -> broker.
+SUBMIT, STATS, CLOSE, REFS, PRAGMA = range(5)
+COMMITTED, FAILED, STATS_REPLY = range(3)
+# Item tags (the first element of each item in a SUBMIT frame).
+_COLD, _ENQUEUE, _DEQUEUE, _REDELIVER, _PUT_DELIVERY, _UPDATE_DELIVERY, _DELETE_DELIVERY, \
+    _SET_RETAINED = range(8)
 
 _LENGTH: Final = struct.Struct("<I")
 _encode = msgspec.msgpack.Encoder().encode
@@ -306,17 +286,7 @@ class Writer:
         self.batch_histogram[bucket] = self.batch_histogram.get(bucket, 0) + 1
 
     def counts(self) -> dict[str, Any]:
-        conn = self._conn
-        result: dict[str, Any] = {
-            attr: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table, attr in (
-                ("messages", "messages"),
-                ("queue_entries", "entries"),
-                ("session_deliveries", "deliveries"),
-                ("retained", "retained"),
-                ("records", "records"),
-            )
-        }
+        result: dict[str, Any] = count_rows(self._conn)
         result.update(
             commits=self.commits, mutations=self.mutations, submissions=self.submissions,
             batch_histogram=self.batch_histogram,
