@@ -136,6 +136,8 @@ class Broker:
 
     async def start(self) -> list[BoundListener]:
         self.open_store()
+        if isinstance(self.store, SqliteStore):
+            await self.store.ready()  # its writer process has the file: writes go at once
         for listener in self.config.listener:
             bound = await self._start_listener(listener)
             self.listeners.append(bound)

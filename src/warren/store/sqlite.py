@@ -93,6 +93,7 @@ from warren.store.sqlite_writer import (
     COMMITTED,
     FAILED,
     PRAGMA,
+    READY,
     REFS,
     STATS,
     STATS_REPLY,
@@ -165,6 +166,8 @@ class SqliteStore:
         self._threads: list[threading.Thread] = []
         self._last_stats: dict[str, Any] = {}
         self._reader = FrameReader()
+        self._ready = threading.Event()  # the writer has the file open (READY)
+        self._ready_futures: list[asyncio.Future[None]] = []
         # With a loop (the broker's), the store's I/O runs on it: call the store from
         # that loop's thread. Without one, a sender and a receiver thread do it.
         self._loop = loop
@@ -419,6 +422,21 @@ class SqliteStore:
             self._last_stats = slot[0]
         return self._stats_from(self._last_stats)
 
+    async def ready(self) -> None:
+        """Wait until the writer process has the file open (or failed to open it:
+        then :attr:`failure` says why). The broker writes its ready file after this,
+        so "ready" means persistent messages are accepted at once."""
+        if self._proc is None:
+            self._start()
+        if self._ready.is_set() or self._failure is not None:
+            return
+        if self._loop is None:
+            await asyncio.get_running_loop().run_in_executor(None, self._ready.wait)
+            return
+        future = self._loop.create_future()
+        self._ready_futures.append(future)
+        await future
+
     def _stats_from(self, counts: dict[str, Any]) -> StoreStats:
         stats = StoreStats()
         for name, value in counts.items():
@@ -560,6 +578,14 @@ class SqliteStore:
                 error = self._fail(StorageError(frame[2]))
             if done:
                 self._complete(done, error)
+        elif kind == READY:
+            if frame[1] is not None:
+                self._fail(StorageError(frame[1]))
+            self._ready.set()
+            for future in self._ready_futures:
+                if not future.done():
+                    future.set_result(None)
+            self._ready_futures.clear()
         elif kind == STATS_REPLY and self._stats_replies:
             event, slot = self._stats_replies.popleft()
             slot.append(frame[1])
@@ -709,6 +735,11 @@ class SqliteStore:
             self._writer_gone(f"it exited with code {code}")
         for event, _ in _drain(self._stats_replies):
             event.set()
+        self._ready.set()
+        for future in self._ready_futures:
+            if not future.done():
+                future.set_result(None)
+        self._ready_futures.clear()
 
     def _fail(self, error: StorageError) -> StorageError:
         """Enter the refusing state (once); returns the error in force."""

@@ -18,6 +18,7 @@ Writer -> broker:
     ``[FAILED, seq, message]``  submissions up to ``seq`` were refused; so will be
     every later one (the refusing state)
     ``[STATS, {...}]``
+    ``[READY, error]``  once, first: the file is open (error None) or could not be
 
 Items: the hot mutations travel as plain arrays, e.g. ``[ENQUEUE, entry]`` (a
 StoredEntry named tuple encodes as an array with its message nested), the others
@@ -101,7 +102,7 @@ log = logging.getLogger(__name__)
 
 # Frame kinds, broker -> writer, and writer -> broker.
 SUBMIT, STATS, CLOSE, REFS, PRAGMA = range(5)
-COMMITTED, FAILED, STATS_REPLY = range(3)
+COMMITTED, FAILED, STATS_REPLY, READY = range(4)
 # Item tags (the first element of each item in a SUBMIT frame).
 _COLD, _ENQUEUE, _DEQUEUE, _REDELIVER, _PUT_DELIVERY, _UPDATE_DELIVERY, _DELETE_DELIVERY, \
     _SET_RETAINED = range(8)
@@ -653,6 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StorageError, sqlite3.Error) as exc:
         failure = str(exc)
     try:
+        sock.sendall(encode_frame([READY, failure]))
         _Serve(sock, writer, failure, args.max_batch).run()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the broker is gone; what was committed stays
