@@ -416,9 +416,10 @@ def compare(
 
         text = comparison.markdown()
         old = output.read_text(encoding="utf-8") if output.exists() else ""
-        if BEGIN_MARK in old and END_MARK in old:  # keep the compare-amqp section
-            kept = BEGIN_MARK + old.split(BEGIN_MARK, 1)[1].split(END_MARK, 1)[0] + END_MARK
-            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+        if BEGIN_MARK in old and END_MARK in old:
+            # Keep the compare-amqp section and the notes written after it.
+            kept = BEGIN_MARK + old.split(BEGIN_MARK, 1)[1]
+            text = text.rstrip("\n") + "\n\n" + kept.rstrip("\n") + "\n"
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     if json_path is not None:
