@@ -108,7 +108,8 @@ class Broker:
             try:
                 self.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # and its store writer
                 self.proc.wait()
                 return -999  # distinguishable from any real status
         return self.proc.returncode
