@@ -355,7 +355,7 @@ class Guaranteed:
                 consumer = flow.consumer
                 if consumer is None:  # a browser: ACK takes the message, NACK leaves it
                     if accepted:
-                        _remove_ready(queue, entry)
+                        queue.remove_ready(entry)  # QueueBrowser.remove
                     continue
                 queues.add(queue)
                 if accepted:
@@ -410,12 +410,3 @@ def _ids(first: int, last: int, unsettled: Mapping[int, object]) -> list[int]:
     if last - first < len(unsettled):
         return list(range(first, last + 1))
     return sorted(i for i in unsettled if first <= i <= last)
-
-
-def _remove_ready(queue: Queue, entry: QueueEntry) -> bool:
-    """Take a browsed message out of the queue (QueueBrowser.remove), for good: a
-    stored one leaves the store too."""
-    if not queue.remove_ready(entry):
-        return False
-    queue.forget(entry)  # STORE: remove (taken by a browser)
-    return True

@@ -653,9 +653,9 @@ class Queue:
                     yield from item.entries()
 
     def remove_ready(self, entry: QueueEntry) -> bool:
-        """Take a ready ``entry`` (one :meth:`iter_ready` gave) out of the queue.
-
-        Nothing is journalled: the caller settles it. False if it is not ready.
+        """Take a ready ``entry`` (one :meth:`iter_ready` gave) out of the queue for
+        good (a browser's removal): a stored one leaves the store too. False if it is
+        not ready.
         """
         level = self._levels[entry.priority]
         for index, item in enumerate(level):
@@ -670,6 +670,7 @@ class Queue:
             return False
         self.ready_count -= 1
         self._account(-entry.size)
+        self.forget(entry)  # STORE: remove (taken by a browser)
         return True
 
     def next_deadline(self) -> float | None:
