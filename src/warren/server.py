@@ -325,23 +325,12 @@ class Broker:
             def factory() -> MQTTConnection:
                 return self._track(MQTTConnection(vpn, settings, transport_name="tcp"))
 
-            loop = asyncio.get_running_loop()
-            try:
-                server = await loop.create_server(
-                    factory, listener.host, listener.port, reuse_address=True, backlog=1024
-                )
-            except OSError as exc:
-                raise OSError(
-                    exc.errno,
-                    f"cannot listen for MQTT on {listener.host}:{listener.port}: "
-                    f"{exc.strerror}. Is another broker running? Pick another port with "
-                    "--mqtt-port or [[listener]] port",
-                ) from exc
-            self._servers.append(server)
-            sock = server.sockets[0]
-            for s in server.sockets:
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return BoundListener("mqtt", listener.host, sock.getsockname()[1])
+            port = await self._listen_tcp(
+                factory, listener, "MQTT",
+                "Is another broker running? Pick another port with --mqtt-port or "
+                "[[listener]] port",
+            )
+            return BoundListener("mqtt", listener.host, port)
 
         def ws_factory() -> MQTTConnection:
             return self._track(MQTTConnection(vpn, settings, transport_name="websocket"))
@@ -378,19 +367,14 @@ class Broker:
             self.connections.add(connection)
             return connection
 
+        advice = ("Is another broker running? Pick another port with --native-port or "
+                  "[[listener]] port")
+        if listener.protocol == "native":
+            port = await self._listen_tcp(factory, listener, _describe("native"), advice)
+            return BoundListener("native", listener.host, port)
+        # Any request path is served unless the listener names one.
+        path = listener.path if "path" in listener.model_fields_set else None
         try:
-            if listener.protocol == "native":
-                loop = asyncio.get_running_loop()
-                server = await loop.create_server(
-                    factory, listener.host, listener.port, reuse_address=True, backlog=1024
-                )
-                self._servers.append(server)
-                for s in server.sockets:
-                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                port = server.sockets[0].getsockname()[1]
-                return BoundListener("native", listener.host, port)
-            # Any request path is served unless the listener names one.
-            path = listener.path if "path" in listener.model_fields_set else None
             ws_server = await serve_native_over_websocket(
                 listener.host,
                 listener.port,
@@ -403,8 +387,7 @@ class Broker:
             raise OSError(
                 exc.errno,
                 f"cannot listen for {_describe(listener.protocol)} on "
-                f"{listener.host}:{listener.port}: {exc.strerror}. Is another broker running? "
-                "Pick another port with --native-port or [[listener]] port",
+                f"{listener.host}:{listener.port}: {exc.strerror}. {advice}",
             ) from exc
         self._servers.append(ws_server)
         port = next(iter(ws_server.sockets)).getsockname()[1]
@@ -423,6 +406,21 @@ class Broker:
             self.connections.add(connection)
             return connection
 
+        port = await self._listen_tcp(
+            factory, listener, "AMQP",
+            "Is RabbitMQ running? Pick another port with --amqp-port or [[listener]] port",
+        )
+        return BoundListener("amqp", listener.host, port)
+
+    async def _listen_tcp(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        listener: ListenerConfig,
+        what: str,
+        advice: str,
+    ) -> int:
+        """Serve ``factory``'s protocol on the listener's TCP address (TCP_NODELAY);
+        returns the bound port. A bind error names the address and ``advice``."""
         loop = asyncio.get_running_loop()
         try:
             server = await loop.create_server(
@@ -431,13 +429,13 @@ class Broker:
         except OSError as exc:
             raise OSError(
                 exc.errno,
-                f"cannot listen for AMQP on {listener.host}:{listener.port}: {exc.strerror}. "
-                "Is RabbitMQ running? Pick another port with --amqp-port or [[listener]] port",
+                f"cannot listen for {what} on {listener.host}:{listener.port}: "
+                f"{exc.strerror}. {advice}",
             ) from exc
         self._servers.append(server)
         for s in server.sockets:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return BoundListener("amqp", listener.host, server.sockets[0].getsockname()[1])
+        return int(server.sockets[0].getsockname()[1])
 
     def _track(self, connection: MQTTConnection) -> MQTTConnection:
         self.connections.add(connection)
